@@ -1,0 +1,1 @@
+"""PipePortal's Django apps, one per domain noun."""

@@ -1,0 +1,167 @@
+"""Portal sessions: starting one for a person in a project with a role, ending them, static admin login."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from apps.core.errors import InvalidInput, NotFound, Throttled
+from apps.core.http import client_ip
+from apps.projects import audit
+from apps.projects.choices import ActorKind, Role
+from apps.projects.models import Project
+from apps.projects.principal import Principal
+from apps.projects.roles import Action, Resource
+from apps.projects.services import check_static_admin_password
+
+from .models import PortalSession
+
+SESSION_KEY = "portal"
+STATIC_ADMIN_METHOD = "static_admin"
+
+
+def _session_store(session_key: str) -> SessionBase:
+    engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    return engine(session_key)
+
+
+def start_portal_session(
+    request: HttpRequest,
+    project: Project,
+    *,
+    username: str,
+    role: str,
+    groups: list[str] | tuple[str, ...] = (),
+    method: str,
+    ttl_seconds: int | None = None,
+) -> Principal:
+    """Log a person in to a project with a role. SSO calls this once the identity provider has answered."""
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}")
+    ttl = ttl_seconds or settings.SESSION_COOKIE_AGE
+    # A new session key at every login: a key planted before login is worth nothing after it.
+    request.session.cycle_key()
+    kind = ActorKind.STATIC_ADMIN if method == STATIC_ADMIN_METHOD else ActorKind.USER
+    request.session[SESSION_KEY] = {
+        "project": project.id,
+        "username": username,
+        "role": role,
+        "groups": list(groups),
+        "method": method,
+        "kind": kind,
+    }
+    request.session.set_expiry(ttl)
+    request.session.save()
+    principal = Principal(
+        project_id=project.id,
+        kind=kind,
+        name=username,
+        role=role,
+        groups=tuple(groups),
+        source_ip=client_ip(request),
+    )
+    with transaction.atomic():
+        PortalSession.objects.update_or_create(
+            session_key=request.session.session_key,
+            defaults={
+                "project": project,
+                "username": username,
+                "role": role,
+                "groups": list(groups),
+                "method": method,
+                "source_ip": principal.source_ip,
+                "expires_at": timezone.now() + timedelta(seconds=ttl),
+            },
+        )
+        audit.record(
+            principal,
+            "login.success",
+            obj=project,
+            details={"method": method, "role": role, "groups": list(groups)},
+        )
+    return principal
+
+
+def principal_from_session(request: HttpRequest) -> Principal | None:
+    data = request.session.get(SESSION_KEY)
+    if not data:
+        return None
+    return Principal(
+        project_id=data["project"],
+        kind=data.get("kind", ActorKind.USER),
+        name=data["username"],
+        role=data["role"],
+        groups=tuple(data.get("groups", ())),
+        source_ip=client_ip(request),
+    )
+
+
+def logout(request: HttpRequest) -> None:
+    if request.session.session_key:
+        PortalSession.objects.filter(session_key=request.session.session_key).delete()
+    request.session.flush()
+
+
+@transaction.atomic
+def end_user_sessions(principal: Principal, project: Project, username: str) -> int:
+    """An Admin logs a person out of the project everywhere. Returns the number of sessions ended."""
+    principal.authorize(Resource.PROJECT, Action.UPDATE, project.id)
+    sessions = list(PortalSession.objects.filter(project=project, username=username))
+    if not sessions:
+        raise NotFound(f"{username} has no session in this project.")
+    for portal_session in sessions:
+        _session_store(portal_session.session_key).delete()
+        portal_session.delete()
+    audit.record(
+        principal, "session.end", obj=project, details={"username": username, "count": len(sessions)}
+    )
+    return len(sessions)
+
+
+def _failure_key(project_id: str, ip: str) -> str:
+    return f"login-failures:{project_id}:{ip}"
+
+
+def login_static_admin(request: HttpRequest, project: Project, username: str, password: str) -> Principal:
+    """Check the static admin's credentials, throttled per project and client address."""
+    ip = client_ip(request)
+    key = _failure_key(project.id, ip)
+    failures = cache.get(key, 0)
+    if failures >= settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
+        audit.record(
+            None,
+            "login.throttled",
+            project_id=project.id,
+            actor=username[:200] or "anonymous",
+            actor_kind=ActorKind.STATIC_ADMIN,
+            source_ip=ip,
+        )
+        minutes = max(settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW // 60, 1)
+        raise Throttled(f"Too many failed logins from your address. Try again in {minutes} minutes.")
+    if project.static_admin_disabled:
+        raise InvalidInput("The static admin is disabled for this project; log in with SSO.")
+    if not check_static_admin_password(project, username, password):
+        if cache.add(key, 1, timeout=settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW) is False:
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW)
+        audit.record(
+            None,
+            "login.failure",
+            project_id=project.id,
+            actor=username[:200] or "anonymous",
+            actor_kind=ActorKind.STATIC_ADMIN,
+            source_ip=ip,
+            details={"method": STATIC_ADMIN_METHOD},
+        )
+        raise InvalidInput("Wrong username or password.")
+    cache.delete(key)
+    return start_portal_session(
+        request, project, username=username, role=Role.ADMIN, method=STATIC_ADMIN_METHOD
+    )

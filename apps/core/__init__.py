@@ -1,0 +1,1 @@
+"""Shared bits only: errors, key hashing, request helpers. Keep it small."""

@@ -1,0 +1,1 @@
+"""Deployments, their stages and stage logs, commands; the two status machines; approve/cancel/skip/sync."""

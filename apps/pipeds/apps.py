@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class PipedsConfig(AppConfig):
+    name = "apps.pipeds"

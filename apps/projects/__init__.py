@@ -1,0 +1,1 @@
+"""Projects, user groups (SSO group -> role), the role matrix, API keys and the audit log."""

@@ -1,0 +1,265 @@
+"""Settings for the control plane (and the piped's Django shell): every knob comes from the environment.
+
+Embedded defaults make one machine work with nothing configured (SQLite, local-memory cache, no broker);
+production sets DATABASE_URL, REDIS_URL and SECRET_KEY. Any variable may instead be given as NAME_FILE,
+the path of a file holding the value (Docker / ECS secrets).
+"""
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read NAME, or the contents of the file named by NAME_FILE."""
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path}: cannot read the file ({exc.strerror})") from exc
+    return default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: expected true or false")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number") from exc
+
+
+DEBUG = env_bool("DEBUG", False)
+TESTING = "pytest" in sys.modules
+VAR_DIR = Path(env("PIPEPORTAL_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _dev_secret(filename: str) -> str:
+    """A random secret kept under var/ so that a development machine stays logged in across restarts."""
+    path = VAR_DIR / filename
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+# SECRET_KEY is required outside debug. It stays empty (and Django refuses to sign anything) rather than
+# failing at import, so that `manage.py piped` — which signs nothing — runs without it.
+SECRET_KEY = env("SECRET_KEY") or (_dev_secret("secret_key") if DEBUG or TESTING else "")
+# Piped keys and API keys are hashed with their own secret, so rotating SECRET_KEY logs no piped out.
+PIPEPORTAL_KEY_HASH_SECRET = env("PIPEPORTAL_KEY_HASH_SECRET") or (
+    _dev_secret("key_hash_secret") if DEBUG or TESTING else ""
+)
+
+PIPEPORTAL_BASE_URL = (env("PIPEPORTAL_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+_base = urlparse(PIPEPORTAL_BASE_URL)
+ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h.strip()]
+if not ALLOWED_HOSTS:
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", _base.hostname or "localhost"]
+if TESTING:
+    ALLOWED_HOSTS.append("testserver")
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"] if _base.scheme and _base.netloc else []
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "ninja",
+    "apps.core",
+    "apps.projects",
+    "apps.accounts",
+    "apps.pipeds",
+    "apps.applications",
+    "apps.deployments",
+    "apps.pipelineconfig",
+    "apps.webui",
+]
+PIPEPORTAL_ADMIN_ENABLED = env_bool("PIPEPORTAL_ADMIN_ENABLED", True)
+if PIPEPORTAL_ADMIN_ENABLED:
+    INSTALLED_APPS.insert(0, "django.contrib.admin")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "apps.accounts.middleware.PortalIdentityMiddleware",
+]
+
+ROOT_URLCONF = "pipeportal.urls"
+WSGI_APPLICATION = "pipeportal.wsgi.application"
+ASGI_APPLICATION = "pipeportal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+
+DATABASE_URL = env("DATABASE_URL")
+
+
+def _database_from_url(url: str) -> dict:
+    import dj_database_url
+
+    config = dj_database_url.parse(
+        url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    if config["ENGINE"] == "django.db.backends.mysql":
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"].update({"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"})
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    return config
+
+
+if DATABASE_URL:
+    DATABASES = {"default": _database_from_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env("SQLITE_PATH", str(VAR_DIR / "pipeportal.sqlite3")),
+            "OPTIONS": {
+                # WAL, a generous busy timeout and IMMEDIATE transactions keep the portal, the piped API
+                # and live refreshes from tripping over "database is locked".
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+    if not TESTING:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, sessions, Celery ----------------------------------------------------------------------------
+
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "pipeportal"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Redis in front, the database behind: an Admin can end a person's sessions by deleting rows.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_AGE = env_int("SESSION_TTL_SECONDS", 7 * 24 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _base.scheme == "https"
+if _base.scheme == "https":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL") or REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = "cp"
+CELERY_TASK_IGNORE_RESULT = True
+# Without a broker the control plane's few jobs (fan-out, housekeeping) run inline.
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Auth -----------------------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = []
+LOGIN_URL = "accounts:login"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+if TESTING:
+    # Hashing speed is not what the tests check; the hasher's behaviour is the same.
+    PASSWORD_HASHERS.insert(0, "django.contrib.auth.hashers.MD5PasswordHasher")
+
+# Failed static-admin logins allowed per project and client address within the window.
+PIPEPORTAL_LOGIN_MAX_FAILURES = env_int("PIPEPORTAL_LOGIN_MAX_FAILURES", 5)
+PIPEPORTAL_LOGIN_FAILURE_WINDOW = env_int("PIPEPORTAL_LOGIN_FAILURE_WINDOW", 300)
+# Believe X-Forwarded-For for the client address (only behind a load balancer that sets it).
+PIPEPORTAL_TRUST_X_FORWARDED_FOR = env_bool("PIPEPORTAL_TRUST_X_FORWARDED_FOR", False)
+# A piped is ONLINE while its last heartbeat is younger than this.
+PIPEPORTAL_PIPED_ONLINE_SECONDS = env_int("PIPEPORTAL_PIPED_ONLINE_SECONDS", 120)
+# Commands nobody handled within this many seconds become TIMEOUT.
+PIPEPORTAL_COMMAND_TIMEOUT_SECONDS = env_int("PIPEPORTAL_COMMAND_TIMEOUT_SECONDS", 24 * 3600)
+
+# --- Static files, i18n, logging ------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+SILENCED_SYSTEM_CHECKS = []

@@ -109,7 +109,6 @@ if PIPEPORTAL_ADMIN_ENABLED:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,6 +118,10 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "apps.accounts.middleware.PortalIdentityMiddleware",
 ]
+
+if not (DEBUG or TESTING):
+    # Static files from the app server itself (collected into STATIC_ROOT); runserver serves them in debug.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "pipeportal.urls"
 WSGI_APPLICATION = "pipeportal.wsgi.application"
@@ -246,7 +249,6 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG or TESTING
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

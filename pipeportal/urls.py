@@ -3,7 +3,13 @@
 from django.conf import settings
 from django.urls import include, path
 
+from apps.pipeds.pipedapi import api as piped_api
+
+from .api import api as public_api
+
 urlpatterns = [
+    path("api/v1/", public_api.urls),
+    path("api/piped/v1/", piped_api.urls),
     path("", include("apps.accounts.urls")),
     path("", include("apps.webui.urls")),
 ]

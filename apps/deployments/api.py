@@ -1,0 +1,337 @@
+"""Public API v1: deployments with their stages, cancel/approve/skip, stage logs, and commands."""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from django.db.models import Prefetch
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+from pydantic import ConfigDict
+
+from apps.core.errors import InvalidInput
+from apps.projects.roles import Action, Resource
+from pipeportal.api_support import (
+    LABELS_QUERY,
+    LIMIT_QUERY,
+    CommandIdOut,
+    ErrorOut,
+    cursor_datetime,
+    cursor_uuid,
+    decode_cursor,
+    filter_labels,
+    keyset_after,
+    page,
+    parse_labels,
+    principal_of,
+)
+
+from . import services
+from .choices import DeploymentStatus
+from .models import Command, Deployment, Stage, StageLogBlock
+
+router = Router(tags=["deployments"])
+commands_router = Router(tags=["commands"])
+
+DeploymentStatusName = Literal[tuple(DeploymentStatus.values)]  # type: ignore[valid-type]
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+class CommitOut(Schema):
+    hash: str
+    message: str
+    author: str
+    branch: str
+    url: str
+    created_at: datetime | None
+
+
+class TriggerOut(Schema):
+    commit: CommitOut
+    commander: str
+    timestamp: datetime | None
+    sync_strategy: str
+    strategy_summary: str
+
+
+class StageOut(Schema):
+    id: str = Field(description="PipeCD's stage id: the config's `id`, else `stage-<n>`.")
+    name: str
+    desc: str
+    index: int
+    requires: list[Any]
+    visible: bool
+    rollback: bool
+    status: str
+    status_reason: str
+    metadata: dict[str, Any]
+    retried_count: int
+    approvers: list[str] = Field(description="Who may approve (empty: any Editor-level caller).")
+    min_approver_num: int
+    approved_by: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class DeploymentOut(Schema):
+    id: str
+    project_id: str
+    application_id: str
+    application_name: str
+    piped_id: str
+    kind: str
+    platform_provider: str
+    labels: dict[str, str]
+    status: str
+    status_reason: str
+    trigger: TriggerOut
+    summary: str
+    versions: list[Any]
+    running_commit_hash: str
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    stages: list[StageOut]
+
+
+class DeploymentPage(Schema):
+    items: list[DeploymentOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
+
+
+class CancelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    force_rollback: bool = False
+    force_no_rollback: bool = False
+
+
+class LogBlockOut(Schema):
+    index: int
+    retried_count: int
+    severity: str
+    log: str
+    created_at: datetime
+
+
+class LogPage(Schema):
+    items: list[LogBlockOut]
+    next_cursor: str | None = None
+
+
+class CommandOut(Schema):
+    id: str
+    type: str
+    status: str
+    piped_id: str
+    application_id: str | None
+    deployment_id: str | None
+    stage_id: str
+    commander: str
+    result: dict[str, Any]
+    created_at: datetime
+    handled_at: datetime | None
+
+
+def stage_out(stage: Stage) -> dict:
+    return {
+        "id": stage.stage_id,
+        "name": stage.name,
+        "desc": stage.desc,
+        "index": stage.index,
+        "requires": stage.requires or [],
+        "visible": stage.visible,
+        "rollback": stage.rollback,
+        "status": stage.status,
+        "status_reason": stage.status_reason,
+        "metadata": stage.metadata or {},
+        "retried_count": stage.retried_count,
+        "approvers": list(stage.authorized_approvers or []),
+        "min_approver_num": stage.min_approver_num,
+        "approved_by": stage.approvals,
+        "created_at": stage.created_at,
+        "started_at": stage.started_at,
+        "completed_at": stage.completed_at,
+    }
+
+
+def deployment_out(deployment: Deployment) -> dict:
+    return {
+        "id": str(deployment.id),
+        "project_id": deployment.project_id,
+        "application_id": str(deployment.application_id),
+        "application_name": deployment.application_name,
+        "piped_id": str(deployment.piped_id),
+        "kind": deployment.kind,
+        "platform_provider": deployment.platform_provider,
+        "labels": deployment.labels or {},
+        "status": deployment.status,
+        "status_reason": deployment.status_reason,
+        "trigger": {
+            "commit": {
+                "hash": deployment.commit_hash,
+                "message": deployment.commit_message,
+                "author": deployment.commit_author,
+                "branch": deployment.commit_branch,
+                "url": deployment.commit_url,
+                "created_at": deployment.commit_timestamp,
+            },
+            "commander": deployment.commander,
+            "timestamp": deployment.triggered_at,
+            "sync_strategy": deployment.sync_strategy,
+            "strategy_summary": deployment.strategy_summary,
+        },
+        "summary": deployment.summary,
+        "versions": deployment.versions or [],
+        "running_commit_hash": deployment.running_commit_hash,
+        "created_at": deployment.created_at,
+        "updated_at": deployment.updated_at,
+        "completed_at": deployment.completed_at,
+        # Ordered by index through the prefetch (or the model's default ordering).
+        "stages": [stage_out(s) for s in deployment.stages.all()],
+    }
+
+
+def command_out(command: Command) -> dict:
+    return {
+        "id": str(command.id),
+        "type": command.type,
+        "status": command.status,
+        "piped_id": str(command.piped_id),
+        "application_id": str(command.application_id) if command.application_id else None,
+        "deployment_id": str(command.deployment_id) if command.deployment_id else None,
+        "stage_id": command.stage_id,
+        "commander": command.commander,
+        "result": command.result or {},
+        "created_at": command.created_at,
+        "handled_at": command.handled_at,
+    }
+
+
+STAGES_IN_ORDER = Prefetch("stages", queryset=Stage.objects.order_by("index"))
+
+
+@router.get("", response={200: DeploymentPage, **ERRORS}, summary="List deployments")
+def list_deployments(
+    request: HttpRequest,
+    application_id: UUID | None = None,
+    status: DeploymentStatusName | None = None,
+    labels: list[str] | None = LABELS_QUERY,
+    cursor: str | None = None,
+    limit: int = LIMIT_QUERY,
+):
+    """Deployments of the key's project, newest first, each with its stages."""
+    principal = principal_of(request)
+    principal.authorize(Resource.DEPLOYMENT, Action.LIST)
+    wanted_labels = parse_labels(labels)
+    after = decode_cursor(cursor, 2)
+    queryset = Deployment.objects.filter(project_id=principal.project_id)
+    if application_id:
+        queryset = queryset.filter(application_id=application_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    queryset = filter_labels(queryset, wanted_labels)
+    if after:
+        # Keyset on (created_at, id): a deep page costs what the first one does, unlike OFFSET.
+        position = (cursor_datetime(after[0]), cursor_uuid(after[1]))
+        queryset = queryset.filter(keyset_after(("created_at", "id"), position, True))
+    rows = list(queryset.order_by("-created_at", "-id").prefetch_related(STAGES_IN_ORDER)[: limit + 1])
+    rows, next_cursor = page(rows, limit, lambda d: [d.created_at, d.id])
+    return {"items": [deployment_out(d) for d in rows], "next_cursor": next_cursor}
+
+
+@router.get("/{deployment_id}", response={200: DeploymentOut, **ERRORS}, summary="Get a deployment")
+def get_deployment(request: HttpRequest, deployment_id: str):
+    deployment = services.get_deployment(principal_of(request), deployment_id)
+    return deployment_out(deployment)
+
+
+@router.post("/{deployment_id}/cancel", response={200: CommandIdOut, **ERRORS}, summary="Cancel")
+def cancel_deployment(request: HttpRequest, deployment_id: str, payload: CancelIn | None = None):
+    """Ask the piped to cancel; `force_rollback` / `force_no_rollback` override the pipeline's autoRollback."""
+    principal = principal_of(request)
+    deployment = services.get_deployment(principal, deployment_id, Action.UPDATE)
+    payload = payload or CancelIn()
+    command = services.cancel_deployment(
+        principal,
+        deployment,
+        force_rollback=payload.force_rollback,
+        force_no_rollback=payload.force_no_rollback,
+    )
+    return {"command_id": str(command.id)}
+
+
+@router.post(
+    "/{deployment_id}/stages/{stage_id}/approve",
+    response={200: CommandIdOut, **ERRORS},
+    summary="Approve a WAIT_APPROVAL stage",
+)
+def approve_stage(request: HttpRequest, deployment_id: str, stage_id: str):
+    """The key approves as `apikey:<name>`; 403 when the stage lists approvers and that is not one."""
+    principal = principal_of(request)
+    deployment = services.get_deployment(principal, deployment_id, Action.UPDATE)
+    command = services.approve_stage(principal, deployment, stage_id)
+    return {"command_id": str(command.id)}
+
+
+@router.post(
+    "/{deployment_id}/stages/{stage_id}/skip",
+    response={200: CommandIdOut, **ERRORS},
+    summary="Skip a running WAIT or ANALYSIS stage",
+)
+def skip_stage(request: HttpRequest, deployment_id: str, stage_id: str):
+    principal = principal_of(request)
+    deployment = services.get_deployment(principal, deployment_id, Action.UPDATE)
+    command = services.skip_stage(principal, deployment, stage_id)
+    return {"command_id": str(command.id)}
+
+
+@router.get(
+    "/{deployment_id}/stages/{stage_id}/logs",
+    response={200: LogPage, **ERRORS},
+    summary="A stage's log blocks",
+)
+def stage_logs(
+    request: HttpRequest,
+    deployment_id: str,
+    stage_id: str,
+    retried_count: int | None = Query(None, ge=0, description="Which run of the stage; default the latest."),
+    after_index: int | None = Query(
+        None, ge=0, description="Only blocks after this index (to follow a stage)."
+    ),
+    cursor: str | None = None,
+    limit: int = LIMIT_QUERY,
+):
+    """Log blocks in order. To follow a running stage, poll with `after_index` = the last index seen."""
+    deployment = services.get_deployment(principal_of(request), deployment_id)
+    stage = services.get_stage(deployment, stage_id)
+    run = stage.retried_count if retried_count is None else retried_count
+    after = decode_cursor(cursor, 1)
+    queryset = StageLogBlock.objects.filter(stage=stage, retried_count=run)
+    if after_index is not None:
+        queryset = queryset.filter(index__gt=after_index)
+    if after:
+        try:
+            queryset = queryset.filter(index__gt=int(after[0]))
+        except ValueError:
+            raise InvalidInput("cursor is not one this API handed out.", field="cursor") from None
+    rows = list(queryset.order_by("index")[: limit + 1])
+    rows, next_cursor = page(rows, limit, lambda b: [b.index])
+    items = [
+        {
+            "index": b.index,
+            "retried_count": b.retried_count,
+            "severity": b.severity,
+            "log": b.log,
+            "created_at": b.created_at,
+        }
+        for b in rows
+    ]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@commands_router.get("/{command_id}", response={200: CommandOut, **ERRORS}, summary="Get a command")
+def get_command(request: HttpRequest, command_id: str):
+    """Whether the piped has handled a sync, cancel, approve or skip yet."""
+    return command_out(services.get_command(principal_of(request), command_id))

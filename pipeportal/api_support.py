@@ -1,0 +1,186 @@
+"""What every router of the public API shares: API-key auth, error answers, cursors and list parameters."""
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Schema
+from ninja.errors import HttpError, ValidationError
+from ninja.security.apikey import APIKeyHeader
+
+from apps.core.errors import DomainError, InvalidInput
+from apps.core.http import client_ip
+from apps.projects.choices import ActorKind
+from apps.projects.principal import Principal
+from apps.projects.services import authenticate_api_key
+
+SCHEME = "API-KEY"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+# Shared parameter declarations (module-level so every list documents them the same way).
+LABELS_QUERY = Query(None, description="key:value; repeat for several (all must match).")
+LIMIT_QUERY = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
+BAD_CURSOR = "cursor is not one this API handed out; start again without it."
+
+
+class APIKeyAuth(APIKeyHeader):
+    """`Authorization: API-KEY <id>.<secret>`. Any failure is the same 401, whatever part was wrong."""
+
+    param_name = "Authorization"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        scheme, _, raw = (key or "").strip().partition(" ")
+        if scheme.upper() != SCHEME or not raw.strip():
+            return None
+        api_key = authenticate_api_key(raw)
+        if api_key is None:
+            return None
+        return Principal(
+            project_id=api_key.project_id,
+            kind=ActorKind.API_KEY,
+            name=api_key.name,
+            role=api_key.role,
+            source_ip=client_ip(request),
+        )
+
+
+class ErrorOut(Schema):
+    detail: str
+    field: str | None = None
+
+
+class CommandIdOut(Schema):
+    command_id: str
+
+
+def _error(api, request, status: int, detail: str, field: str | None = None, **extra) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, "field": field, **extra}, status=status)
+
+
+def _field_of(loc: tuple | list) -> str:
+    """`("body", "payload", "git_path", "path")` → `git_path.path`; `("query", "limit")` → `limit`."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie", "form"):
+        source, parts = parts[0], parts[1:]
+        # A body schema is one parameter (the function's argument name): the client never sees it.
+        if source == "body":
+            parts = parts[1:]
+    return ".".join(parts)
+
+
+def install_error_handlers(api) -> None:
+    """Every refusal answers `{"detail": message, "field": name-or-null}` with the right status."""
+
+    @api.exception_handler(DomainError)
+    def domain_error(request, exc: DomainError):
+        return _error(api, request, exc.status_code, exc.message, exc.field)
+
+    @api.exception_handler(ValidationError)
+    def validation_error(request, exc: ValidationError):
+        errors = []
+        for error in exc.errors:
+            field = _field_of(error.get("loc", ())) or None
+            message = error.get("msg", "invalid value") if field else "must be a JSON object"
+            errors.append({"field": field, "message": message})
+        detail = "; ".join(f"{e['field'] or 'The request body'}: {e['message']}" for e in errors)
+        field = errors[0]["field"] if errors else None
+        return _error(api, request, 400, detail, field, errors=errors)
+
+    @api.exception_handler(HttpError)
+    def http_error(request, exc: HttpError):
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            detail = f"The request body is not valid JSON: {cause.msg} (line {cause.lineno}, column {cause.colno})."
+            return _error(api, request, 400, detail)
+        if isinstance(cause, UnicodeDecodeError):
+            return _error(api, request, 400, "The request body is not UTF-8 text.")
+        if exc.status_code == 401:
+            # Never say whether the header, the key id or the secret was wrong.
+            response = _error(api, request, 401, "Unauthorized: send `Authorization: API-KEY <key>`.")
+            response["WWW-Authenticate"] = SCHEME
+            return response
+        return _error(api, request, exc.status_code, str(exc))
+
+
+def principal_of(request: HttpRequest) -> Principal:
+    return request.auth  # type: ignore[attr-defined]
+
+
+# --- Lists ----------------------------------------------------------------------------------------------
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """An opaque token for "the rows after this one": the sort key of the page's last row."""
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
+        raise InvalidInput(BAD_CURSOR, field="cursor")
+    return values
+
+
+def cursor_datetime(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(BAD_CURSOR, field="cursor") from None
+
+
+def cursor_uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidInput(BAD_CURSOR, field="cursor") from None
+
+
+def parse_labels(labels: list[str] | None) -> dict[str, str]:
+    """`labels=env:prod&labels=team:web` → {"env": "prod", "team": "web"}."""
+    result: dict[str, str] = {}
+    for item in labels or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise InvalidInput(f"labels: {item!r} is not key:value.", field="labels")
+        result[key.strip()] = value
+    return result
+
+
+def filter_labels(queryset: QuerySet, labels: dict[str, str]) -> QuerySet:
+    """Rows whose `labels` JSON holds every key with exactly that value (works on MySQL and SQLite)."""
+    for i, (key, value) in enumerate(labels.items()):
+        alias = f"_label_{i}"
+        queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
+    return queryset
+
+
+def keyset_after(fields: tuple[str, str], values: tuple[Any, Any], descending: bool) -> Q:
+    """Rows strictly after (a, b) in the list's order, written so that the index range stays usable."""
+    first, second = fields
+    a, b = values
+    op = "lt" if descending else "gt"
+    bound = "lte" if descending else "gte"
+    return Q(**{f"{first}__{bound}": a}) & (
+        Q(**{f"{first}__{op}": a}) | Q(**{first: a, f"{second}__{op}": b})
+    )
+
+
+def page(rows: list, limit: int, cursor_of) -> tuple[list, str | None]:
+    """Split the `limit + 1` rows fetched into the page and the cursor of the next one."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(cursor_of(rows[-1]))
+    return rows, None

@@ -214,6 +214,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Control-plane beat: housekeeping jobs on queue `cp` (`celery -A pipeportal beat`).
+# Commands left unhandled past PIPEPORTAL_COMMAND_TIMEOUT_SECONDS are swept to TIMEOUT this often.
+PIPEPORTAL_COMMAND_TIMEOUT_SWEEP_SECONDS = env_int("PIPEPORTAL_COMMAND_TIMEOUT_SWEEP_SECONDS", 300)
+CELERY_BEAT_SCHEDULE = {
+    "deployments.time-out-stale-commands": {
+        "task": "cp.deployments.time_out_stale_commands",
+        "schedule": PIPEPORTAL_COMMAND_TIMEOUT_SWEEP_SECONDS,
+        "options": {"queue": "cp"},
+    },
+}
+
 # --- Auth -----------------------------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = []

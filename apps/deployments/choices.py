@@ -52,6 +52,15 @@ def can_transition_stage(current: str, new: str) -> bool:
     return STAGE_ORDER[new] >= STAGE_ORDER[current]
 
 
+class TriggerKind(models.TextChoices):
+    """What made the piped create a deployment (PipeCD's trigger kinds)."""
+
+    ON_COMMIT = "ON_COMMIT", "On commit"
+    ON_COMMAND = "ON_COMMAND", "On command"
+    ON_OUT_OF_SYNC = "ON_OUT_OF_SYNC", "On out of sync"
+    ON_CHAIN = "ON_CHAIN", "On chain"
+
+
 class SyncStrategy(models.TextChoices):
     AUTO = "AUTO", "Auto"
     QUICK_SYNC = "QUICK_SYNC", "Quick sync"

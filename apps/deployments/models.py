@@ -8,7 +8,15 @@ from apps.applications.models import Application
 from apps.pipeds.models import Piped
 from apps.projects.models import Project
 
-from .choices import CommandStatus, CommandType, DeploymentStatus, LogSeverity, StageStatus, SyncStrategy
+from .choices import (
+    CommandStatus,
+    CommandType,
+    DeploymentStatus,
+    LogSeverity,
+    StageStatus,
+    SyncStrategy,
+    TriggerKind,
+)
 
 
 class Deployment(models.Model):
@@ -33,6 +41,10 @@ class Deployment(models.Model):
         max_length=200, blank=True, help_text="Who pressed Sync; empty for a commit."
     )
     triggered_at = models.DateTimeField(null=True, blank=True)
+    trigger_kind = models.CharField(max_length=16, choices=TriggerKind.choices, default=TriggerKind.ON_COMMIT)
+    # Makes creation idempotent: the piped sends e.g. "ON_COMMIT:<hash>" or "ON_COMMAND:<command id>", and
+    # a retried request finds the deployment it already created. NULLs never collide (rows made elsewhere).
+    trigger_key = models.CharField(max_length=150, null=True, blank=True)
     sync_strategy = models.CharField(max_length=16, choices=SyncStrategy.choices, default=SyncStrategy.AUTO)
     strategy_summary = models.CharField(max_length=500, blank=True)
 
@@ -58,6 +70,13 @@ class Deployment(models.Model):
             models.Index(fields=["application", "-created_at", "-id"], name="dep_app_recent"),
             models.Index(fields=["application", "status", "-created_at"], name="dep_app_status"),
             models.Index(fields=["piped", "status"], name="dep_piped_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "trigger_key"],
+                name="deployment_unique_trigger",
+                violation_error_message="This trigger already created a deployment of the application.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -91,6 +110,9 @@ class Stage(models.Model):
     # Who runs the stage: a piped worker's claim with a short lease, renewed while it runs.
     claimed_by = models.CharField(max_length=100, blank=True)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # A waiting stage (WAIT, WAIT_APPROVAL, an ECS stability wait) asks to be looked at again at this time;
+    # the piped's scheduler dispatches it then (or earlier, when a command arrives).
+    next_check_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

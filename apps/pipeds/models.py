@@ -25,8 +25,21 @@ class Piped(models.Model):
     config = models.TextField(blank=True, help_text="The piped's config with every secret masked.")
     started_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # Per repository: {repo_id: {"last_fetch_at", "head", "error"}} as last reported.
+    # Set when the piped says it stops cleanly (SIGTERM): it shows OFFLINE at once instead of after the
+    # heartbeat window. A later heartbeat clears it.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # Per repository: {repo_id: {"last_fetch_at", "head", "error", "failures", "next_attempt_at"}}
+    # as last reported by the piped.
     repository_status = models.JSONField(default=dict, blank=True)
+    # "Fetch now" requests from the Git webhook: {repo_id: ISO time of the push}. The piped reads them with
+    # its command poll (the piped row is loaded by authentication anyway) and fetches the newer ones.
+    fetch_requests = models.JSONField(default=dict, blank=True)
+    # App configs the piped found in its repositories that no application is registered for:
+    # [{repo_id, path, config_filename, name, kind, labels, description}] — "add from suggestion".
+    unregistered_apps = models.JSONField(default=list, blank=True)
+    # Bumped whenever one of the piped's applications is added or changed, so the piped's cheap command
+    # poll tells it to reload its application list.
+    apps_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -46,6 +59,8 @@ class Piped(models.Model):
     @property
     def status(self) -> str:
         if self.last_heartbeat_at is None:
+            return PipedStatus.OFFLINE
+        if self.stopped_at is not None and self.stopped_at >= self.last_heartbeat_at:
             return PipedStatus.OFFLINE
         window = timedelta(seconds=settings.PIPEPORTAL_PIPED_ONLINE_SECONDS)
         return PipedStatus.ONLINE if timezone.now() - self.last_heartbeat_at < window else PipedStatus.OFFLINE

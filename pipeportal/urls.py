@@ -10,6 +10,7 @@ from .api import api as public_api
 urlpatterns = [
     path("api/v1/", public_api.urls),
     path("api/piped/v1/", piped_api.urls),
+    path("webhooks/", include("apps.pipeds.webhooks")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.webui.urls")),
 ]

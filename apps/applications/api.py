@@ -4,8 +4,8 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
-from ninja import Field, Router, Schema
+from django.http import HttpRequest
+from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
 from apps.deployments.choices import SyncStrategy
@@ -217,7 +217,7 @@ def add_application(request: HttpRequest, payload: ApplicationIn):
         description=payload.description,
         labels=payload.labels,
     )
-    return 201, {"application_id": str(app.id)}
+    return Status(201, {"application_id": str(app.id)})
 
 
 @router.get("/{application_id}", response={200: ApplicationOut, **ERRORS}, summary="Get an application")
@@ -269,7 +269,7 @@ def delete_application(request: HttpRequest, application_id: str):
     principal = principal_of(request)
     app = services.get_application(principal, application_id, Action.DELETE)
     services.delete_application(principal, app)
-    return HttpResponse(status=204)
+    return Status(204, None)
 
 
 @router.post("/{application_id}/sync", response={200: CommandIdOut, **ERRORS}, summary="Sync now")

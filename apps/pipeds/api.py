@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
 from apps.projects.roles import Action, Resource
@@ -102,7 +102,9 @@ def register_piped(request: HttpRequest, payload: PipedIn):
     piped, key = services.register_piped(
         principal, get_project(principal.project_id), name=payload.name, description=payload.description
     )
-    return 201, {"piped_id": str(piped.id), "piped_key": key, "piped_key_base64": services.encode_key(key)}
+    return Status(
+        201, {"piped_id": str(piped.id), "piped_key": key, "piped_key_base64": services.encode_key(key)}
+    )
 
 
 @router.get("/{piped_id}", response={200: PipedOut, **ERRORS}, summary="Get a piped")

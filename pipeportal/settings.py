@@ -247,6 +247,83 @@ PIPEPORTAL_PIPED_ONLINE_SECONDS = env_int("PIPEPORTAL_PIPED_ONLINE_SECONDS", 120
 # Commands nobody handled within this many seconds become TIMEOUT.
 PIPEPORTAL_COMMAND_TIMEOUT_SECONDS = env_int("PIPEPORTAL_COMMAND_TIMEOUT_SECONDS", 24 * 3600)
 
+# --- SSO (django-allauth) -------------------------------------------------------------------------------
+# Identity providers come from the control-plane config's sharedSSOConfigs, from the PIPEPORTAL_OIDC_*,
+# PIPEPORTAL_SAML_* and PIPEPORTAL_GITHUB_* variables below, or from SocialApps added in the admin
+# (docs/sso.md). allauth only proves who someone is: apps.accounts.adapters turns that into a portal
+# session with a role; allauth's own password login and signup pages are not mounted.
+
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
+    "allauth.socialaccount.providers.github",
+]
+MIDDLEWARE.append("allauth.account.middleware.AccountMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.PortalSocialAccountAdapter"
+SOCIALACCOUNT_ONLY = True
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("PIPEPORTAL_SSO_HTTP_TIMEOUT", 10)
+# Our provider classes honour `redirectUri`, GitHub Enterprise URLs, read GitHub teams and the SAML NameID.
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {"provider_class": "apps.accounts.providers.PortalOpenIDConnectProvider"},
+    "github": {"provider_class": "apps.accounts.providers.PortalGitHubProvider"},
+    "saml": {"provider_class": "apps.accounts.providers.PortalSAMLProvider"},
+}
+
+
+def _words(value: str | None) -> list[str]:
+    return [w for w in (value or "").replace(",", " ").split() if w]
+
+
+# One provider of each kind can be configured from the environment (apps.accounts.sso reads these).
+PIPEPORTAL_SSO_FROM_ENV = []
+if env("PIPEPORTAL_OIDC_ISSUER"):
+    PIPEPORTAL_SSO_FROM_ENV.append(
+        {
+            "kind": "openid_connect",
+            "name": env("PIPEPORTAL_OIDC_NAME") or "oidc",
+            "issuer": env("PIPEPORTAL_OIDC_ISSUER"),
+            "client_id": env("PIPEPORTAL_OIDC_CLIENT_ID", ""),
+            "client_secret": env("PIPEPORTAL_OIDC_CLIENT_SECRET", ""),
+            "scopes": _words(env("PIPEPORTAL_OIDC_SCOPES")) or ["openid", "profile", "email"],
+            "redirect_uri": env("PIPEPORTAL_OIDC_REDIRECT_URI", ""),
+            "roles_claim_key": env("PIPEPORTAL_OIDC_ROLES_CLAIM_KEY") or "groups",
+            "token_auth_method": env("PIPEPORTAL_OIDC_TOKEN_AUTH_METHOD", ""),
+        }
+    )
+if env("PIPEPORTAL_SAML_IDP_ENTITY_ID"):
+    PIPEPORTAL_SSO_FROM_ENV.append(
+        {
+            "kind": "saml",
+            "name": env("PIPEPORTAL_SAML_NAME") or "saml",
+            "idp_entity_id": env("PIPEPORTAL_SAML_IDP_ENTITY_ID"),
+            "idp_sso_url": env("PIPEPORTAL_SAML_IDP_SSO_URL", ""),
+            "idp_x509cert": env("PIPEPORTAL_SAML_IDP_X509CERT", ""),
+            "idp_metadata_url": env("PIPEPORTAL_SAML_IDP_METADATA_URL", ""),
+            "groups_attribute": env("PIPEPORTAL_SAML_GROUPS_ATTRIBUTE", ""),
+            "sp_entity_id": env("PIPEPORTAL_SAML_SP_ENTITY_ID", ""),
+        }
+    )
+if env("PIPEPORTAL_GITHUB_CLIENT_ID"):
+    PIPEPORTAL_SSO_FROM_ENV.append(
+        {
+            "kind": "github",
+            "name": env("PIPEPORTAL_GITHUB_NAME") or "github",
+            "client_id": env("PIPEPORTAL_GITHUB_CLIENT_ID"),
+            "client_secret": env("PIPEPORTAL_GITHUB_CLIENT_SECRET", ""),
+            "base_url": env("PIPEPORTAL_GITHUB_BASE_URL", ""),
+            "org": env("PIPEPORTAL_GITHUB_ORG", ""),
+        }
+    )
+
 # --- Static files, i18n, logging ------------------------------------------------------------------------
 
 STATIC_URL = "static/"
@@ -276,3 +353,7 @@ LOGGING = {
 }
 
 SILENCED_SYSTEM_CHECKS = []
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # allauth's EmailAddress has a conditional unique constraint MariaDB cannot enforce; SSO logins never
+    # create e-mail addresses, so the warning does not concern us.
+    SILENCED_SYSTEM_CHECKS.append("models.W036")

@@ -1,8 +1,10 @@
 """URL map of the control plane: portal, login, public API, piped API, webhooks, operators' console."""
 
+from allauth.urls import build_provider_urlpatterns
 from django.conf import settings
 from django.urls import include, path
 
+from apps.accounts import views as accounts_views
 from apps.pipeds.pipedapi import api as piped_api
 
 from .api import api as public_api
@@ -12,6 +14,10 @@ urlpatterns = [
     path("api/piped/v1/", piped_api.urls),
     path("webhooks/", include("apps.pipeds.webhooks")),
     path("", include("apps.accounts.urls")),
+    # SSO: allauth's provider URLs only (its password login and signup pages are not mounted), and
+    # PipeCD's OIDC redirect URI, so the URI registered at the identity provider keeps working.
+    path("accounts/", include(build_provider_urlpatterns())),
+    path("auth/callback", accounts_views.oidc_callback, name="pipecd_auth_callback"),
     path("", include("apps.webui.urls")),
 ]
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from apps.core.errors import InvalidInput, NotFound, Throttled
+from apps.core.errors import Forbidden, InvalidInput, NotFound, Throttled
 from apps.core.http import client_ip
 from apps.projects import audit
 from apps.projects.choices import ActorKind, Role
@@ -20,6 +20,7 @@ from apps.projects.roles import Action, Resource
 from apps.projects.services import check_static_admin_password
 
 from .models import PortalSession
+from .resolution import Resolution, resolve_role
 
 SESSION_KEY = "portal"
 STATIC_ADMIN_METHOD = "static_admin"
@@ -39,8 +40,12 @@ def start_portal_session(
     groups: list[str] | tuple[str, ...] = (),
     method: str,
     ttl_seconds: int | None = None,
+    audit_details: dict | None = None,
 ) -> Principal:
-    """Log a person in to a project with a role. SSO calls this once the identity provider has answered."""
+    """Log a person in to a project with a role. SSO calls this once the identity provider has answered.
+
+    `audit_details` adds to the login's audit row (SSO adds every group the identity provider sent).
+    """
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}")
     ttl = ttl_seconds or settings.SESSION_COOKIE_AGE
@@ -82,7 +87,7 @@ def start_portal_session(
             principal,
             "login.success",
             obj=project,
-            details={"method": method, "role": role, "groups": list(groups)},
+            details={"method": method, "role": role, "groups": list(groups), **(audit_details or {})},
         )
     return principal
 
@@ -164,4 +169,59 @@ def login_static_admin(request: HttpRequest, project: Project, username: str, pa
     cache.delete(key)
     return start_portal_session(
         request, project, username=username, role=Role.ADMIN, method=STATIC_ADMIN_METHOD
+    )
+
+
+class SSORefused(Forbidden):
+    """The identity provider vouched for the person, but none of their groups gives a role in the project."""
+
+    def __init__(self, message: str, *, identity: str, config_name: str, resolution: Resolution):
+        super().__init__(message)
+        self.identity = identity
+        self.config_name = config_name
+        self.resolution = resolution
+
+
+def login_sso_user(
+    request: HttpRequest,
+    project: Project,
+    *,
+    config_name: str,
+    identity: str,
+    groups: list[str] | tuple[str, ...],
+    ttl_seconds: int,
+) -> Principal:
+    """Start the portal session of someone the identity provider vouched for, with the role worked out afresh.
+
+    The role comes only from the groups sent at this login, so a person removed from a group loses its role
+    at their next login.
+    """
+    identity = identity[:200]
+    resolution = resolve_role(project, groups)
+    if resolution.role is None:
+        audit.record(
+            None,
+            "login.refused",
+            project_id=project.id,
+            actor=identity,
+            actor_kind=ActorKind.USER,
+            source_ip=client_ip(request),
+            details={"method": config_name, "received_groups": list(resolution.received)},
+        )
+        raise SSORefused(
+            f"None of the groups {config_name} sent for {identity} is mapped to a role in project "
+            f"{project.id}.",
+            identity=identity,
+            config_name=config_name,
+            resolution=resolution,
+        )
+    return start_portal_session(
+        request,
+        project,
+        username=identity,
+        role=resolution.role,
+        groups=list(resolution.matched),
+        method=config_name,
+        ttl_seconds=ttl_seconds,
+        audit_details={"received_groups": list(resolution.received), "stray": resolution.stray},
     )

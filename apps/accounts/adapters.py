@@ -155,7 +155,16 @@ class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):
                 detail=str(exception)[:500],
                 status=401,
             )
-        elif "state_id" in extra_context or "callback_view" in extra_context:
+        elif request.GET.get("error"):
+            # The provider answered the authorization request with an error of its own.
+            response = _render_error(
+                request,
+                f"{name} refused the login.",
+                detail=f"{request.GET['error']}: {request.GET.get('error_description', '')}"[:500],
+                status=401,
+            )
+        else:
+            # No state to match (allauth's is gone, or a SAML answer nobody asked for: IdP-initiated).
             response = _render_error(
                 request,
                 f"The answer from {name} does not match a login started in this browser. It may have "
@@ -163,8 +172,6 @@ class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):
                 "Start again from your project's login page.",
                 status=400,
             )
-        else:
-            response = _render_error(request, f"Logging in through {name} failed.", status=401)
         raise ImmediateHttpResponse(response)
 
     def pre_social_login(self, request, sociallogin) -> None:

@@ -1,6 +1,10 @@
 """OpenID Connect login against a real provider (oidc-provider on 127.0.0.1), driven with the test client."""
 
+import re
+from urllib.parse import parse_qs, urljoin, urlparse
+
 import pytest
+import requests
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -235,3 +239,30 @@ def test_it_explains_a_token_the_provider_would_not_hand_out(settings, provider,
     assert "invalid_client" in text
     assert "Traceback" not in text
     assert whoami(client) is None
+
+
+def test_cancelling_at_the_provider_says_so(oidc, client):
+    start = client.post("/login/demo/sso/corp-oidc/")
+    provider_session = requests.Session()
+    interaction = provider_session.get(start["Location"], timeout=10)
+    abort_path = re.search(r'href="([^"]*/abort)"', interaction.text).group(1)
+    aborted = provider_session.get(urljoin(interaction.url, abort_path), allow_redirects=False, timeout=10)
+    while urlparse(aborted.headers["Location"]).netloc == urlparse(start["Location"]).netloc:
+        aborted = provider_session.get(
+            urljoin(interaction.url, aborted.headers["Location"]), allow_redirects=False, timeout=10
+        )
+    answer = client.get(portal_path(aborted.headers["Location"]))
+    assert answer.status_code == 401
+    assert "The login at corp-oidc was cancelled" in html_text(answer)
+
+
+def test_an_error_from_the_provider_is_shown(oidc, client):
+    start = client.post("/login/demo/sso/corp-oidc/")
+    state = parse_qs(urlparse(start["Location"]).query)["state"][0]
+    answer = client.get(
+        "/accounts/oidc/corp-oidc/login/callback/",
+        {"state": state, "error": "temporarily_unavailable", "error_description": "try later"},
+    )
+    assert answer.status_code == 401
+    text = html_text(answer)
+    assert "corp-oidc refused the login" in text and "temporarily_unavailable: try later" in text

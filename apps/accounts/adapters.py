@@ -31,6 +31,7 @@ SSO_LOGIN_KEY = "sso_login"
 SSO_LOGIN_MAX_AGE = 15 * 60
 
 # Where the person's name comes from, first present wins (DESIGN.md: preferred_username, else email).
+COGNITO_GROUPS_CLAIM = "cognito:groups"
 OIDC_IDENTITY_CLAIMS = ("preferred_username", "email", "username", "cognito:username", "sub")
 
 # SAML failures python3-saml reports, in words a person can act on.
@@ -99,7 +100,12 @@ def _identity_and_groups(sociallogin, config: sso.SSOConfig) -> tuple[str, list[
             (str(c[k]) for k in OIDC_IDENTITY_CLAIMS for c in claim_sets if c.get(k)),
             "",
         )
-        return identity, groups_from_claims(claim_sets, config.roles_claim_key)
+        keys = [config.roles_claim_key]
+        if config.roles_claim_key == sso.DEFAULT_ROLES_CLAIM_KEY:
+            # Cognito calls its groups `cognito:groups`: a config that names no claim (the seed's) still
+            # finds them.
+            keys.append(COGNITO_GROUPS_CLAIM)
+        return identity, groups_from_claims(claim_sets, keys)
     if config.kind == sso.SAML:
         return str(extra.get(SAML_NAMEID_KEY) or sociallogin.account.uid), groups_from_saml(
             extra, config.groups_attributes

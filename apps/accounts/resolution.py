@@ -56,12 +56,14 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def groups_from_claims(claim_sets: Iterable[Mapping | None], key: str) -> list[str]:
-    """The groups under `key` in the ID token and userinfo together: Cognito sends them only in the former."""
+def groups_from_claims(claim_sets: Iterable[Mapping | None], keys: str | Iterable[str]) -> list[str]:
+    """The groups under `keys` in the ID token and userinfo together: Cognito sends them only in the former."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
     values: list[str] = []
     for claims in claim_sets:
         if claims:
-            values.extend(_as_strings(_claim(claims, key)))
+            for key in keys:
+                values.extend(_as_strings(_claim(claims, key)))
     return _unique(values)
 
 

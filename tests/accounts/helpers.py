@@ -40,7 +40,7 @@ OIDC_ACCOUNTS = {
     "lit": {"claims": {"preferred_username": "lit", "groups": ["Editor"]}},
     "cora": {
         "claims": {"email": "cora@example.com", "email_verified": True},
-        "id_token_only": {"cognito:groups": ["deployers"], "cognito:username": "cora-uuid"},
+        "id_token_only": {"cognito:groups": ["deployers"], "cognito:username": "AzureAD_cora@example.com"},
     },
 }
 

@@ -21,7 +21,8 @@ const provider = new Provider(config.issuer, {
   // The tests read group claims from the ID token as well as from userinfo, so both carry them.
   conformIdTokenClaims: false,
   claims: {
-    openid: ['sub', 'groups', 'cognito:groups', 'roles'],
+    // As Cognito does, the openid scope alone releases the e-mail address and the Cognito claims.
+    openid: ['sub', 'groups', 'cognito:groups', 'cognito:username', 'roles', 'email'],
     profile: ['preferred_username', 'name', 'username'],
     email: ['email', 'email_verified'],
   },

@@ -245,6 +245,13 @@ PIPEPORTAL_TRUST_X_FORWARDED_FOR = env_bool("PIPEPORTAL_TRUST_X_FORWARDED_FOR", 
 # A piped is ONLINE while its last heartbeat is younger than this.
 PIPEPORTAL_PIPED_ONLINE_SECONDS = env_int("PIPEPORTAL_PIPED_ONLINE_SECONDS", 120)
 # Commands nobody handled within this many seconds become TIMEOUT.
+# Retention (apps.ops, `manage.py prune`): stage logs, old deployments' details, commands, audit rows.
+PIPEPORTAL_RETENTION_INTERVAL_SECONDS = env_int("PIPEPORTAL_RETENTION_INTERVAL_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["ops.prune"] = {
+    "task": "cp.ops.prune",
+    "schedule": PIPEPORTAL_RETENTION_INTERVAL_SECONDS,
+    "options": {"queue": "cp"},
+}
 PIPEPORTAL_COMMAND_TIMEOUT_SECONDS = env_int("PIPEPORTAL_COMMAND_TIMEOUT_SECONDS", 24 * 3600)
 
 # --- SSO (django-allauth) -------------------------------------------------------------------------------
@@ -357,3 +364,51 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     # allauth's EmailAddress has a conditional unique constraint MariaDB cannot enforce; SSO logins never
     # create e-mail addresses, so the warning does not concern us.
     SILENCED_SYSTEM_CHECKS.append("models.W036")
+
+# --- Operations (apps.ops): probes, metrics, JSON logs, retention, filestore ----------------------------
+# docs/operations.md explains these; docs/settings.md lists them.
+
+INSTALLED_APPS.append("apps.ops")
+# First of all: answers /healthz, /readyz and /metrics before host checks, sessions and redirects.
+MIDDLEWARE.insert(0, "apps.ops.middleware.OpsMiddleware")
+
+# Short connection timeouts, so a dead database or Redis makes /readyz (and requests) fail fast.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT", 5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
+    )
+
+# Log lines: `plain` for people, `json` (one object per line, with deployment and stage ids) for machines.
+LOG_FORMAT = (env("LOG_FORMAT") or "plain").lower()
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "apps.ops.logging.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # Celery would otherwise replace the root handler with its own plain format in workers and beat.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+elif LOG_FORMAT != "plain":
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: expected plain or json")
+
+# /metrics: unset = open (restrict it at the network then); set = `Authorization: Bearer <token>`.
+PIPEPORTAL_METRICS_TOKEN = env("PIPEPORTAL_METRICS_TOKEN") or ""
+PIPEPORTAL_METRICS_STAGE_WINDOW_SECONDS = env_int("PIPEPORTAL_METRICS_STAGE_WINDOW_SECONDS", 24 * 3600)
+
+# Retention in days (0 keeps forever); the newest deployments of every application are always kept whole.
+PIPEPORTAL_RETENTION_KEEP_DEPLOYMENTS = env_int("PIPEPORTAL_RETENTION_KEEP_DEPLOYMENTS", 20)
+PIPEPORTAL_RETENTION_STAGE_LOG_DAYS = env_int("PIPEPORTAL_RETENTION_STAGE_LOG_DAYS", 90)
+PIPEPORTAL_RETENTION_DEPLOYMENT_DETAIL_DAYS = env_int("PIPEPORTAL_RETENTION_DEPLOYMENT_DETAIL_DAYS", 180)
+PIPEPORTAL_RETENTION_COMMAND_DAYS = env_int("PIPEPORTAL_RETENTION_COMMAND_DAYS", 30)
+PIPEPORTAL_RETENTION_AUDIT_DAYS = env_int("PIPEPORTAL_RETENTION_AUDIT_DAYS", 365)
+PIPEPORTAL_RETENTION_BATCH_SIZE = max(1, env_int("PIPEPORTAL_RETENTION_BATCH_SIZE", 500))
+
+# Filestore (live-state snapshots, command outputs): these win over the control-plane config's
+# `filestore`; with neither, a local folder under PIPEPORTAL_VAR_DIR (apps/ops/filestore.py).
+PIPEPORTAL_FILESTORE_TYPE = env("PIPEPORTAL_FILESTORE_TYPE") or ""
+PIPEPORTAL_FILESTORE_BUCKET = env("PIPEPORTAL_FILESTORE_BUCKET") or ""
+PIPEPORTAL_FILESTORE_REGION = env("PIPEPORTAL_FILESTORE_REGION") or ""
+PIPEPORTAL_FILESTORE_PREFIX = env("PIPEPORTAL_FILESTORE_PREFIX") or ""
+PIPEPORTAL_FILESTORE_ENDPOINT_URL = env("PIPEPORTAL_FILESTORE_ENDPOINT_URL") or ""
+PIPEPORTAL_FILESTORE_DIR = Path(env("PIPEPORTAL_FILESTORE_DIR") or str(VAR_DIR / "filestore"))

@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/v1/", public_api.urls),
     path("api/piped/v1/", piped_api.urls),
     path("webhooks/", include("apps.pipeds.webhooks")),
+    # Probes and metrics (apps.ops.middleware answers them first; see docs/operations.md).
+    path("", include("apps.ops.urls")),
     path("", include("apps.accounts.urls")),
     # SSO: allauth's provider URLs only (its password login and signup pages are not mounted), and
     # PipeCD's OIDC redirect URI, so the URI registered at the identity provider keeps working.

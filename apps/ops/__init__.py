@@ -1,0 +1,1 @@
+"""Running PipePortal in production: health checks, Prometheus metrics, JSON logs, retention, filestore."""

@@ -1,0 +1,8 @@
+"""Django app config of the operations app."""
+
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    name = "apps.ops"
+    verbose_name = "Operations"

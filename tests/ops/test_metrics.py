@@ -65,7 +65,10 @@ def seeded(application):
 def test_it_counts_deployments_by_application_and_status(seeded):
     families = scrape()
     values = samples(families["pipeportal_deployments"])
-    key = lambda status: (("application", "hello"), ("project", "demo"), ("status", status))  # noqa: E731
+
+    def key(status):
+        return (("application", "hello"), ("project", "demo"), ("status", status))
+
     assert values[key("SUCCESS")] == 2
     assert values[key("FAILURE")] == 1
     assert values[key("RUNNING")] == 1

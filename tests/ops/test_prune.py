@@ -31,7 +31,10 @@ RETENTION = {
     "PIPEPORTAL_RETENTION_AUDIT_DAYS": 20,
     "PIPEPORTAL_RETENTION_BATCH_SIZE": 2,
 }
-STAGES = [("ECS_CANARY_ROLLOUT", StageStatus.SUCCESS, 30.0), ("ECS_PRIMARY_ROLLOUT", StageStatus.SUCCESS, 40.0)]
+STAGES = [
+    ("ECS_CANARY_ROLLOUT", StageStatus.SUCCESS, 30.0),
+    ("ECS_PRIMARY_ROLLOUT", StageStatus.SUCCESS, 40.0),
+]
 LOGS = 3  # per stage
 
 
@@ -43,7 +46,10 @@ def days(n: float) -> timedelta:
 def seeded(project, application, piped):
     """Deployments of two applications at known ages, commands and audit rows around the cutoffs."""
     now = timezone.now()
-    seed = lambda app, age, **kw: seed_deployment(app, age=age, stages=STAGES, logs_per_stage=LOGS, now=now, **kw)  # noqa: E731
+
+    def seed(app, age, **kw):
+        return seed_deployment(app, age=age, stages=STAGES, logs_per_stage=LOGS, now=now, **kw)
+
     hello = {
         "new1": seed(application, days(1)),
         "new2": seed(application, days(2), status="FAILURE"),
@@ -132,7 +138,10 @@ def test_the_retention_rules_hold_and_the_newest_deployments_survive(seeded):
         assert counts(deployment) == WHOLE
 
     remaining_commands = set(Command.objects.values_list("pk", flat=True))
-    assert remaining_commands == {seeded["commands"]["handled_new"].pk, seeded["commands"]["unhandled_old"].pk}
+    assert remaining_commands == {
+        seeded["commands"]["handled_new"].pk,
+        seeded["commands"]["unhandled_old"].pk,
+    }
 
     remaining_audit = set(AuditEvent.objects.filter(verb="test.seeded").values_list("pk", flat=True))
     assert remaining_audit == {row.pk for row in seeded["audits"]["new"]}
@@ -162,7 +171,13 @@ def test_a_dry_run_counts_the_same_and_deletes_nothing(seeded):
     )
     assert not Deployment.objects.filter(metadata__has_key=DETAILS_PRUNED_KEY).exists()
     real = prune(now=seeded["now"])
-    for field in ("deployments_details_pruned", "deployments_logs_pruned", "stages", "stage_logs", "commands"):
+    for field in (
+        "deployments_details_pruned",
+        "deployments_logs_pruned",
+        "stages",
+        "stage_logs",
+        "commands",
+    ):
         assert getattr(dry, field) == getattr(real, field), field
     assert dry.audit_events == real.audit_events
 
@@ -196,12 +211,16 @@ def test_every_delete_is_a_small_primary_key_range(seeded):
             # Bounded by a primary-key range, or by a list of at most `batch` keys read through an index
             # (Command's UUID keys; stages, which Django deletes by the keys it collected from a range).
             in_range = ">=" in sql and "<=" in sql
-            assert in_range or (table in ("deployments_command", "deployments_stage") and sql.count("%s") <= batch), sql
+            assert in_range or (
+                table in ("deployments_command", "deployments_stage") and sql.count("%s") <= batch
+            ), sql
     # Batches of two rows: many short statements rather than one long one.
     assert len([1 for sql, rows in deletes if rows and "stagelogblock" in sql]) >= summary.stage_logs // batch
 
 
-@override_settings(**{**RETENTION, "PIPEPORTAL_RETENTION_STAGE_LOG_DAYS": 0, "PIPEPORTAL_RETENTION_AUDIT_DAYS": 0})
+@override_settings(
+    **{**RETENTION, "PIPEPORTAL_RETENTION_STAGE_LOG_DAYS": 0, "PIPEPORTAL_RETENTION_AUDIT_DAYS": 0}
+)
 def test_zero_days_keeps_forever(seeded):
     summary = prune(now=seeded["now"])
     assert counts(seeded["hello"]["logs12"]) == WHOLE

@@ -200,18 +200,18 @@ def _read(file: Path, label: str) -> tuple[Any, Source, list[Problem]]:
         return None, Source(label), [Problem(label, 0, 0, "", ERROR, "the file does not exist")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, Source(label), [Problem(label, 0, 0, "", ERROR, f"cannot read the file: {exc}")]
-    data, source, problems = parse(text, label)
-    if data is None and file.suffix == ".json" and problems:
-        # JSON that YAML cannot read (tabs in indentation…): read it as JSON, without key positions.
+    if file.suffix == ".json":
+        # A .json file must be JSON (YAML would forgive a trailing comma); YAML then finds key positions.
         try:
-            return json.loads(text), Source(label), []
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            return (
-                None,
-                source,
-                [Problem(label, exc.lineno, exc.colno, "", ERROR, f"JSON syntax error: {exc.msg}")],
-            )
-    return data, source, problems
+            problem = Problem(label, exc.lineno, exc.colno, "", ERROR, f"JSON syntax error: {exc.msg}")
+            return None, Source(label), [problem]
+        marked, source, problems = parse(text, label)
+        if marked is None or problems:
+            return data, Source(label), []  # JSON that YAML cannot read (tabs…): no key positions then
+        return marked, source, []
+    return parse(text, label)
 
 
 def _unwrap(data: Any, source: Source, norm: _Normaliser, label: str) -> tuple[Any, tuple]:

@@ -123,7 +123,6 @@ def problems_from_validation(
             at = ctx.get("at")
             if at:
                 path = (*path, *at)
-                at_key = True
         elif kind == "missing":
             message = f"{path[-1] if path else 'a value'} is required"
         elif kind == "extra_forbidden":
@@ -219,13 +218,18 @@ def _check_root(data: Any, source: Source, expected: tuple[str, ...], what: str)
         if kind in UNSUPPORTED_KINDS:
             message = f"kind {kind} is not read by PipePortal; expected {what}"
         else:
-            message = f"unknown kind {kind!r}{suggest(str(kind), KNOWN_KINDS)}; expected {what}"
+            message = f"unknown kind {kind!r}{suggest(str(kind), KNOWN_KINDS, 0.6)}; expected {what}"
         problems.append(source.problem(("kind",), message))
         return None, problems
     if kind not in expected:
         problems.append(source.problem(("kind",), f"this is a {kind} config; expected {what}"))
         return None, problems
     return kind, problems
+
+
+def _follows_from(path: str, env_paths: set[str]) -> bool:
+    """Whether an error at `path` may just be the consequence of an unset variable at or below it."""
+    return any(e == path or e.startswith((f"{path}.", f"{path}[")) for e in env_paths)
 
 
 def _validate(kind: str, data: dict, source: Source, problems: list[Problem]) -> Any:
@@ -247,7 +251,7 @@ def _validate(kind: str, data: dict, source: Source, problems: list[Problem]) ->
             return model.model_validate(spec_data, by_alias=True, by_name=False)
         except ValidationError as exc:
             found = problems_from_validation(exc, spec_data, source, unknown=unknown)
-            found = [p for p in found if p.path not in env_paths]
+            found = [p for p in found if not _follows_from(p.path, env_paths)]
             problems.extend(found)
             if unknown == WARNING and found and not any(p.is_error for p in found):
                 # Only unknown keys: PipeCD's schema grows; read the file without them.
@@ -297,6 +301,7 @@ def _load(
         raise ConfigError(problems)
     if isinstance(spec, AppSpec):
         spec._origin = source
+    problems.sort(key=lambda p: (p.line, p.col))
     return Loaded(kind=kind, spec=spec, warnings=problems, file=label, source=source)
 
 

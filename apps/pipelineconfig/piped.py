@@ -600,7 +600,9 @@ def _mask_raw(value: Any) -> Any:
         out = {}
         for key, item in value.items():
             lowered = str(key).lower()
-            looks_secret = any(w in lowered for w in ("password", "secret", "token", "key", "credential"))
+            looks_secret = any(
+                w in lowered for w in ("password", "secret", "token", "key", "credential", "serviceaccount")
+            )
             out[key] = MASK if looks_secret and isinstance(item, str) and item else _mask_raw(item)
         return out
     if isinstance(value, list):

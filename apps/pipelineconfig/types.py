@@ -46,11 +46,11 @@ def fail(message: str, at: str | int | tuple | None = None) -> PydanticCustomErr
     return PydanticCustomError("config", "{message}", {"message": message, "at": at})
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
+def suggest(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str:
     """` (did you mean 'x'?)` when a close match exists."""
-    choices = list(choices)
+    choices = [c for c in choices if c != word]
     same_but_case = [c for c in choices if c.lower() == word.lower() and c != word]
-    match = same_but_case or difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    match = same_but_case or difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -79,6 +79,8 @@ def parse_duration(value: Any) -> timedelta:
     if text.startswith("-"):
         raise fail(f"{_DURATION_HINT}; a negative duration makes no sense here")
     text = text.removeprefix("+")
+    if not text:
+        raise fail(f"{_DURATION_HINT}, got {value!r}")
     pos, seconds = 0, 0.0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
@@ -86,8 +88,6 @@ def parse_duration(value: Any) -> timedelta:
             raise fail(f"{_DURATION_HINT}, got {value!r}")
         seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
-    if not text:
-        raise fail(f"{_DURATION_HINT}, got an empty string")
     return timedelta(seconds=seconds)
 
 
@@ -163,7 +163,7 @@ def unknown_member(field: str, label: str, allowed: Iterable[str], hint: str = "
             if not isinstance(value, str):
                 raise fail(f"{label} must be a string, got {value!r}", at=field)
             raise fail(
-                f"unknown {label} {value!r}{suggest(value, allowed)}; expected one of {', '.join(allowed)}{hint}",
+                f"unknown {label} {value!r}{suggest(value, allowed, 0.6)}; expected one of {', '.join(allowed)}{hint}",
                 at=field,
             )
 

@@ -182,6 +182,27 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Control-plane config file (PipeCD's control-plane-config.yaml; apps/pipelineconfig, docs/config.md) ---
+# PIPEPORTAL_CONFIG_FILE (a path) or PIPEPORTAL_CONFIG_DATA (the file, base64) is read here, `${VAR}`
+# expanded from the environment. Its datastore becomes DATABASES unless DATABASE_URL is set; its filestore
+# block ({type, config}) is PIPEPORTAL_FILESTORE; the whole spec is PIPEPORTAL_CONTROL_PLANE_CONFIG.
+# A file with problems stops the start with all of them listed (file:line:col: key path: message).
+PIPEPORTAL_CONTROL_PLANE_CONFIG = None
+PIPEPORTAL_FILESTORE = None
+_config_file, _config_data = env("PIPEPORTAL_CONFIG_FILE"), env("PIPEPORTAL_CONFIG_DATA")
+if _config_file or _config_data:
+    from apps.pipelineconfig.errors import ConfigError
+    from apps.pipelineconfig.startup import control_plane_settings
+
+    try:
+        _control_plane = control_plane_settings(_config_file, _config_data, need_database=not DATABASE_URL)
+    except ConfigError as exc:
+        raise ImproperlyConfigured(f"The control-plane config cannot be used:\n{exc}") from None
+    PIPEPORTAL_CONTROL_PLANE_CONFIG = _control_plane.spec
+    PIPEPORTAL_FILESTORE = _control_plane.filestore
+    if _control_plane.database_url:
+        DATABASES = {"default": _database_from_url(_control_plane.database_url)}
+
 # --- Cache, sessions, Celery ----------------------------------------------------------------------------
 
 REDIS_URL = env("REDIS_URL")

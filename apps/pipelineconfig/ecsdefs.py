@@ -29,10 +29,13 @@ def ecs_model() -> Any:
     return botocore.session.get_session().get_service_model("ecs")
 
 
+@functools.cache
 def _input_shape(operation: str) -> Any:
+    # Cached: botocore builds new shape objects per lookup, and member lists are cached per shape object.
     return ecs_model().operation_model(operation).input_shape
 
 
+@functools.cache
 def _output_only(output_shape: str, operation: str) -> frozenset[str]:
     """Keys that ECS returns for the resource but does not take when creating it (`revision`, `status`…)."""
     model = ecs_model()

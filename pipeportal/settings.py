@@ -433,3 +433,43 @@ PIPEPORTAL_FILESTORE_REGION = env("PIPEPORTAL_FILESTORE_REGION") or ""
 PIPEPORTAL_FILESTORE_PREFIX = env("PIPEPORTAL_FILESTORE_PREFIX") or ""
 PIPEPORTAL_FILESTORE_ENDPOINT_URL = env("PIPEPORTAL_FILESTORE_ENDPOINT_URL") or ""
 PIPEPORTAL_FILESTORE_DIR = Path(env("PIPEPORTAL_FILESTORE_DIR") or str(VAR_DIR / "filestore"))
+
+# --- Piped agent (`manage.py piped`; apps/pipedagent, docs/piped.md) -------------------------------------
+# The piped reads these besides its piped-config.yaml. It never touches the database.
+INSTALLED_APPS.append("apps.pipedagent")
+
+
+def _env_seconds(name: str, default: float) -> float:
+    value = env(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number of seconds") from exc
+
+
+# Git clones and deploy sources; default: <system temp>/pipeportal-piped.
+PIPED_WORK_DIR = env("PIPED_WORK_DIR") or ""
+# How often the piped asks for commands (and webhook fetch requests), sends heartbeats, and looks at its
+# running deployments; how long a stage claim lasts (renewed while the stage runs).
+PIPED_COMMAND_POLL_SECONDS = _env_seconds("PIPED_COMMAND_POLL_SECONDS", 1.0)
+PIPED_HEARTBEAT_SECONDS = _env_seconds("PIPED_HEARTBEAT_SECONDS", 10.0)
+PIPED_DISPATCH_SECONDS = _env_seconds("PIPED_DISPATCH_SECONDS", 1.0)
+PIPED_CLAIM_LEASE_SECONDS = _env_seconds("PIPED_CLAIM_LEASE_SECONDS", 10.0)
+PIPED_LOG_FLUSH_SECONDS = _env_seconds("PIPED_LOG_FLUSH_SECONDS", 0.5)
+# Longest pause of a waiting stage between two looks (WAIT, WAIT_APPROVAL, ECS stability).
+PIPED_STAGE_TICK_SECONDS = _env_seconds("PIPED_STAGE_TICK_SECONDS", 5.0)
+# Overrides the config's syncInterval when set (tests, the demo).
+PIPED_SYNC_INTERVAL_SECONDS = _env_seconds("PIPED_SYNC_INTERVAL_SECONDS", 0)
+PIPED_APP_REFRESH_SECONDS = _env_seconds("PIPED_APP_REFRESH_SECONDS", 60.0)
+# A fetch slower than this fails; a failing remote is retried after base × 2^(failures−1), at most max.
+PIPED_GIT_TIMEOUT_SECONDS = _env_seconds("PIPED_GIT_TIMEOUT_SECONDS", 120.0)
+PIPED_GIT_RETRY_BASE_SECONDS = _env_seconds("PIPED_GIT_RETRY_BASE_SECONDS", 5.0)
+PIPED_GIT_RETRY_MAX_SECONDS = _env_seconds("PIPED_GIT_RETRY_MAX_SECONDS", 300.0)
+# Threads of the embedded (or --role worker) Celery worker.
+PIPED_WORKER_CONCURRENCY = env_int("PIPED_WORKER_CONCURRENCY", 8)
+# ECS: how long a task set may take to become steady, how often to look; botocore's attempts per call.
+PIPED_ECS_STABLE_TIMEOUT_SECONDS = _env_seconds("PIPED_ECS_STABLE_TIMEOUT_SECONDS", 1800.0)
+PIPED_ECS_POLL_SECONDS = _env_seconds("PIPED_ECS_POLL_SECONDS", 5.0)
+PIPED_AWS_MAX_ATTEMPTS = env_int("PIPED_AWS_MAX_ATTEMPTS", 5)

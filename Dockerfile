@@ -5,6 +5,8 @@
 FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Debian's package versions are not pinned: the point release of the base image decides, with its fixes.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config default-libmysqlclient-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -17,6 +19,7 @@ RUN pip install -r /tmp/requirements.txt
 FROM python:3.11-slim-bookworm
 
 # libmariadb3: mysqlclient at run time; git and openssh-client: the piped's Git polling over SSH/HTTPS.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libmariadb3 git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
@@ -39,9 +42,13 @@ COPY . /app
 # Static files are collected (hashed and compressed for whitenoise) once, at build time.
 RUN python manage.py collectstatic --noinput \
  && rm -rf /var/lib/pipeportal/* \
- && chmod 0755 /app/docker/entrypoint.sh
+ && chmod 0755 /app/docker/entrypoint.sh \
+ && install -d -o pipeportal -g pipeportal /var/lib/pipeportal-demo
+# /var/lib/pipeportal-demo exists (owned by the app user) so that docker-compose's demo volume mounted
+# there is writable: a new volume takes the owner of the folder it is mounted on.
 
-USER pipeportal:pipeportal
+# Numeric, so that orchestrators can verify the user is not root (runAsNonRoot).
+USER 10001:10001
 VOLUME ["/var/lib/pipeportal"]
 EXPOSE 8080
 # No HEALTHCHECK here: only the web role serves HTTP; compose and ECS define a check for it (/healthz).

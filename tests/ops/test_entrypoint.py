@@ -1,5 +1,6 @@
 """The image's roles started from a checkout through docker/entrypoint.sh, as the container would."""
 
+import base64
 import json
 import os
 import subprocess
@@ -143,3 +144,27 @@ def test_the_beat_role_starts_and_stops_cleanly_on_sigterm(tmp_path, start, redi
     assert beat.terminate() == 0
     # The schedule file lives in TMPDIR, never in the (read-only) code folder.
     assert any(path.name.startswith("pipeportal-celerybeat-schedule") for path in tmp_path.iterdir())
+
+
+def test_the_piped_role_takes_its_config_from_the_environment_as_ecs_passes_it(tmp_path):
+    # A config with a mistake: the piped must say what is wrong in it, which shows it got the config.
+    config = b"apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspec:\n  projectID: demo\n  apiAddress: x:443\n"
+    # The piped never opens a database: one that cannot be reached changes nothing.
+    env = checkout_env(tmp_path, DATABASE_URL=f"mysql://root@127.0.0.1:{free_port()}/none")
+
+    env["PIPED_CONFIG_DATA"] = base64.b64encode(config).decode()
+    from_data = run_role("piped", env, timeout=120)
+    assert from_data.returncode == 1
+    assert "--config-data" in from_data.stderr and "pipedID" in from_data.stderr
+
+    env["PIPED_CONFIG_FILE"] = str(tmp_path / "missing-piped-config.yaml")
+    from_file = run_role("piped", env, timeout=120)
+    assert from_file.returncode == 1
+    assert "missing-piped-config.yaml" in from_file.stderr
+
+    # An explicit argument wins over the environment.
+    given = tmp_path / "given.yaml"
+    given.write_bytes(config)
+    explicit = run_role("piped", env, "--config-file", str(given), timeout=120)
+    assert explicit.returncode == 1
+    assert "given.yaml" in explicit.stderr and "pipedID" in explicit.stderr

@@ -228,6 +228,19 @@ class Stage(Model):
     timeout: Duration | None = None
     options: Any = Field(default=None, alias="with")
 
+    @property
+    def with_(self) -> Any:
+        """The same as `options` (the file's `with:`)."""
+        return self.options
+
+
+def required_options(stage_name: str) -> list[str]:
+    """The `with:` keys a stage cannot do without (`scale` for ECS_CANARY_ROLLOUT)."""
+    options = STAGE_OPTIONS.get(stage_name)
+    if options is None:
+        return []
+    return [f.alias or n for n, f in options.model_fields.items() if f.is_required()]
+
 
 def _stage_model(stage_name: str, options: type[Model] | None) -> type[Stage]:
     if options is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .application import APP_SPECS, AppSpec
+from .application import APP_SPECS, AppSpec, required_options
 from .constants import (
     API_VERSION,
     APP_KINDS,
@@ -68,6 +68,12 @@ def _file_path(loc: tuple, data: Any, *, missing: bool) -> tuple:
         elif missing and index == len(loc) - 1 and isinstance(part, str):
             out.append(part)
     return tuple(out)
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _describe(value: Any) -> str:
@@ -123,6 +129,11 @@ def problems_from_validation(
             at = ctx.get("at")
             if at:
                 path = (*path, *at)
+        elif kind == "missing" and path and path[-1] == "with":
+            stage = _at(data, path[:-1])
+            name = stage.get("name") if isinstance(stage, dict) else None
+            needed = " and ".join(required_options(name)) if isinstance(name, str) else ""
+            message = f"{name} needs with: giving {needed}" if needed else "with: is required"
         elif kind == "missing":
             message = f"{path[-1] if path else 'a value'} is required"
         elif kind == "extra_forbidden":

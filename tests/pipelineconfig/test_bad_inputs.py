@@ -170,6 +170,12 @@ CASES = [
         ),
     ),
     (
+        "a stage without the with: it needs",
+        "app",
+        app("pipeline:\n  stages:\n    - name: ANALYSIS\n"),
+        ("spec.pipeline.stages[0].with", 6, 9, "ANALYSIS needs with: giving duration"),
+    ),
+    (
         "an option the stage does not take",
         "app",
         app(

@@ -38,7 +38,7 @@ def test_it_loads_the_seed_app_config():
         "ECS_TRAFFIC_ROUTING",
         "ECS_CANARY_CLEAN",
     ]
-    assert stages[0].options.scale == 20
+    assert stages[0].options.scale == stages[0].with_.scale == 20
     assert stages[1].options.weights() == (90, 10)
     assert (stages[2].options.timeout, stages[2].options.min_approver_num) == (timedelta(hours=6), 1)
     assert stages[4].options.weights() == (100, 0)

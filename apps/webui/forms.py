@@ -74,7 +74,7 @@ class ApplicationFilterForm(LabelFilterMixin, forms.Form):
     labels = forms.CharField(
         required=False,
         max_length=1000,
-        widget=forms.TextInput(attrs={"placeholder": "env:dev, team:payments"}),
+        widget=forms.TextInput(attrs={"placeholder": "env:dev, team:web"}),
     )
 
 
@@ -128,7 +128,9 @@ class ApplicationForm(forms.Form):
     def __init__(self, *args, pipeds, **kwargs):
         super().__init__(*args, **kwargs)
         self.pipeds = {str(p.id): p for p in pipeds if not p.disabled}
-        selected = self.data.get("piped") or self.initial.get("piped")
+        # A bound form accepts any piped's repositories so that clean() can name a mismatch; an unbound
+        # one with a chosen piped (what htmx asks for) offers only that piped's.
+        selected = None if self.is_bound else self.initial.get("piped")
         shown = [self.pipeds[selected]] if selected in self.pipeds else list(self.pipeds.values())
         self.fields["piped"].choices = [("", "Choose a piped")] + [
             (pid, p.name) for pid, p in self.pipeds.items()

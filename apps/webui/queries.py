@@ -81,6 +81,7 @@ def list_applications(
             "piped__name",
             "most_recent_deployment",
             "most_recent_deployment__status",
+            "most_recent_deployment__status_reason",
             "most_recent_deployment__created_at",
             "most_recent_deployment__completed_at",
             "most_recent_successful_deployment",

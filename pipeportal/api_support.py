@@ -10,9 +10,10 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Schema
+from ninja import Query
 from ninja.errors import HttpError, ValidationError
 from ninja.security.apikey import APIKeyHeader
+from pydantic import BaseModel
 
 from apps.core.errors import DomainError, InvalidInput
 from apps.core.http import client_ip
@@ -23,6 +24,7 @@ from apps.projects.services import authenticate_api_key
 SCHEME = "API-KEY"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_LABEL_FILTERS = 10
 # Shared parameter declarations (module-level so every list documents them the same way).
 LABELS_QUERY = Query(None, description="key:value; repeat for several (all must match).")
 LIMIT_QUERY = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
@@ -50,12 +52,12 @@ class APIKeyAuth(APIKeyHeader):
         )
 
 
-class ErrorOut(Schema):
+class ErrorOut(BaseModel):
     detail: str
     field: str | None = None
 
 
-class CommandIdOut(Schema):
+class CommandIdOut(BaseModel):
     command_id: str
 
 
@@ -156,6 +158,8 @@ def parse_labels(labels: list[str] | None) -> dict[str, str]:
         if not sep or not key.strip():
             raise InvalidInput(f"labels: {item!r} is not key:value.", field="labels")
         result[key.strip()] = value
+    if len(result) > MAX_LABEL_FILTERS:
+        raise InvalidInput(f"labels: at most {MAX_LABEL_FILTERS} filters.", field="labels")
     return result
 
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from apps.deployments.choices import SyncStrategy
 from apps.projects.roles import Action, Resource
@@ -85,28 +85,28 @@ class SyncIn(StrictSchema):
     sync_strategy: SyncStrategyName = SyncStrategy.AUTO.value
 
 
-class ApplicationIdOut(Schema):
+class ApplicationIdOut(BaseModel):
     application_id: str
 
 
-class RepoOut(Schema):
+class RepoOut(BaseModel):
     id: str
 
 
-class GitPathOut(Schema):
+class GitPathOut(BaseModel):
     repo: RepoOut
     path: str
     config_filename: str
 
 
-class SyncStateOut(Schema):
+class SyncStateOut(BaseModel):
     status: str
     short_reason: str
     reason: str
     timestamp: datetime | None
 
 
-class ApplicationOut(Schema):
+class ApplicationOut(BaseModel):
     id: str
     name: str
     project_id: str
@@ -125,7 +125,7 @@ class ApplicationOut(Schema):
     updated_at: datetime
 
 
-class ApplicationPage(Schema):
+class ApplicationPage(BaseModel):
     items: list[ApplicationOut]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from apps.projects.roles import Action, Resource
 from apps.projects.services import get_project
@@ -33,13 +33,13 @@ class PipedIn(Schema):
     description: str = ""
 
 
-class RegisteredPipedOut(Schema):
+class RegisteredPipedOut(BaseModel):
     piped_id: str
     piped_key: str = Field(description="Shown once: keep it, it cannot be read back.")
     piped_key_base64: str = Field(description="The key as pipedKeyData for piped-config.yaml.")
 
 
-class PipedOut(Schema):
+class PipedOut(BaseModel):
     id: str
     project_id: str
     name: str
@@ -55,7 +55,7 @@ class PipedOut(Schema):
     updated_at: datetime
 
 
-class PipedPage(Schema):
+class PipedPage(BaseModel):
     items: list[PipedOut]
     next_cursor: str | None = None
 

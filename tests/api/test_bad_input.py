@@ -174,6 +174,7 @@ QUERY_CASES = [
     ("/deployments", {"cursor": "garbage!"}, "cursor"),
     ("/deployments", {"cursor": "WyJ4IiwgInkiXQ"}, "cursor"),  # a well-formed token with a bad date
     ("/deployments", {"labels": "env"}, "labels"),
+    ("/deployments", {"labels": [f"k{n}:v" for n in range(11)]}, "labels"),
     ("/applications", {"status": "RUNNING"}, "status"),
     ("/applications", {"kind": "HELM"}, "kind"),
     ("/applications", {"piped_id": "x"}, "piped_id"),

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.applications.services import add_application
 from apps.deployments.choices import CommandStatus, DeploymentStatus, StageStatus
-from apps.deployments.models import Command, Stage, StageLogBlock
+from apps.deployments.models import Command, Deployment, Stage, StageLogBlock
 from apps.projects.models import AuditEvent
 from apps.projects.principal import system_principal
 
@@ -72,7 +72,10 @@ def history(application):
     for i in range(25):
         created = base + timedelta(minutes=i // 3)  # groups of three with the same timestamp
         made.append(make_deployment(application, status=statuses[i % 3], created_at=created))
-    return sorted(made, key=lambda d: (d.created_at, str(d.id)), reverse=True)
+    # The database's order (MariaDB's UUID type does not sort ids like their text form).
+    order = list(Deployment.objects.order_by("-created_at", "-id").values_list("id", flat=True))
+    assert len(set(d.created_at for d in made)) < len(made)
+    return sorted(made, key=lambda d: order.index(d.id))
 
 
 def test_it_pages_through_every_deployment_once_newest_first(apis, history):

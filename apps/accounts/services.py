@@ -49,8 +49,12 @@ def start_portal_session(
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}")
     ttl = ttl_seconds or settings.SESSION_COOKIE_AGE
-    # A new session key at every login: a key planted before login is worth nothing after it.
+    # A new session key at every login: a key planted before login is worth nothing after it. A session
+    # that was already logged in (another project, another person) ends with its row.
+    previous_key = request.session.session_key
     request.session.cycle_key()
+    if previous_key:
+        PortalSession.objects.filter(session_key=previous_key).delete()
     kind = ActorKind.STATIC_ADMIN if method == STATIC_ADMIN_METHOD else ActorKind.USER
     request.session[SESSION_KEY] = {
         "project": project.id,

@@ -148,7 +148,8 @@ def _saml_app(name: str, saml: Any, *, source: str, ttl: int):
         "source": source,
         # Nothing signed by the IdP, nothing accepted: the response or the assertion must carry a signature
         # (python3-saml insists on one of them), and an unsolicited response is refused.
-        "advanced": {"strict": True, "reject_idp_initiated_sso": True},
+        # Internal host names without a dot (http://portal:8000) are fine for the portal's own URLs.
+        "advanced": {"strict": True, "reject_idp_initiated_sso": True, "allow_single_label_domains": True},
     }
     if _get(saml, "sp_entity_id"):
         app_settings["sp"] = {"entity_id": _get(saml, "sp_entity_id")}

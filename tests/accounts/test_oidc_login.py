@@ -5,10 +5,13 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import pytest
 import requests
+from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from apps.accounts import sso
 from apps.accounts.adapters import SSO_LOGIN_KEY
 from apps.accounts.models import PortalSession
 from apps.accounts.services import end_user_sessions
@@ -266,3 +269,37 @@ def test_an_error_from_the_provider_is_shown(oidc, client):
     assert answer.status_code == 401
     text = html_text(answer)
     assert "corp-oidc refused the login" in text and "temporarily_unavailable: try later" in text
+
+
+def test_logging_in_again_replaces_the_earlier_session(oidc, client):
+    sso_login(client, "demo", "corp-oidc", "victor")
+    first = client.session.session_key
+    sso_login(client, "demo", "corp-oidc", "erin")
+    assert client.session.session_key != first
+    assert list(PortalSession.objects.values_list("username", flat=True)) == ["erin"]
+
+
+def test_sso_logins_create_no_django_users(oidc, client):
+    sso_login(client, "demo", "corp-oidc", "erin")
+    assert whoami(client)["username"] == "erin"
+    assert not get_user_model().objects.exists()
+    assert not SocialAccount.objects.exists()
+
+
+def test_pipecds_redirect_path_without_a_login_in_progress_says_so(oidc, client):
+    answer = client.get("/auth/callback", {"code": "x", "state": "y"})
+    assert answer.status_code == 400
+    assert "No OpenID Connect login is in progress" in html_text(answer)
+
+
+@pytest.mark.parametrize("path", ["/accounts/saml/entra/login/", "/accounts/github/login/"])
+def test_allauths_other_login_pages_send_people_to_the_project_picker(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 302 and answer["Location"] == "/login/"
+
+
+def test_configured_redirect_uris_are_answered_on_their_paths(settings, provider):
+    settings.PIPEPORTAL_SSO_FROM_ENV = [
+        oidc_env_config(provider, redirect_uri="https://pipecd.example.test/oauth2/idpresponse")
+    ]
+    assert sso.oidc_redirect_paths() == {"/oauth2/idpresponse"}

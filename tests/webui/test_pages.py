@@ -116,7 +116,7 @@ def test_it_shows_the_application_list_row_with_version_and_last_deployment(worl
         sync_status=SyncStatus.OUT_OF_SYNC, sync_short_reason="desiredCount differs"
     )
     page = world.clients["viewer"].get(reverse("webui:applications")).content.decode()
-    row = re.search(r'href="/applications/%s/">hello</a>(.*?)</tr>' % world.app.id, page, re.S).group(1)
+    row = re.search(rf'href="/applications/{world.app.id}/">hello</a>(.*?)</tr>', page, re.S).group(1)
     assert "Out of sync" in row and "desiredCount differs" in row
     assert ">v1.3.0<" in row  # running: the last successful deployment's image tag
     assert "Waiting for approval" in row  # the most recent deployment

@@ -123,7 +123,6 @@ class RepoPoller(threading.Thread):
         return mine
 
     def run(self) -> None:
-        knobs = self.runtime.config.knobs
         stop = self.scheduler.stop_event
         next_due = 0.0
         while not stop.is_set():
@@ -133,35 +132,40 @@ class RepoPoller(threading.Thread):
                 return
             if not woken and time.monotonic() < next_due:
                 continue
-            try:
-                head = self.repo.fetch()
-            except GitError as exc:
-                self.failures += 1
-                delay = min(knobs.git_retry_base * 2 ** (self.failures - 1), knobs.git_retry_max)
-                next_due = time.monotonic() + delay
-                logger.warning("repository %s: %s (retry in %.0fs)", self.repo.repo_id, exc, delay)
-                self._report(
-                    error=str(exc),
-                    failures=self.failures,
-                    last_error_at=_now().isoformat(),
-                    next_attempt_at=(_now() + timedelta(seconds=delay)).isoformat(),
-                )
-                self._fail_syncs(f"Could not fetch repository {self.repo.repo_id}: {exc}")
-                continue
-            self.failures = 0
-            self.head = head
-            next_due = time.monotonic() + self.runtime.config.sync_interval
+            next_due = time.monotonic() + self.poll_once()
+
+    def poll_once(self) -> float:
+        """Fetch and look at the applications; answers how long to wait before the next fetch."""
+        knobs = self.runtime.config.knobs
+        try:
+            head = self.repo.fetch()
+        except GitError as exc:
+            self.failures += 1
+            delay = min(knobs.git_retry_base * 2 ** (self.failures - 1), knobs.git_retry_max)
+            logger.warning("repository %s: %s (retry in %.0fs)", self.repo.repo_id, exc, delay)
             self._report(
-                error="",
-                failures=0,
-                head=head,
-                last_fetch_at=_now().isoformat(),
-                next_attempt_at=(_now() + timedelta(seconds=self.runtime.config.sync_interval)).isoformat(),
+                error=str(exc),
+                failures=self.failures,
+                last_error_at=_now().isoformat(),
+                next_attempt_at=(_now() + timedelta(seconds=delay)).isoformat(),
             )
-            try:
-                self.evaluate(head)
-            except Exception:
-                logger.exception("looking at the applications of %s failed", self.repo.repo_id)
+            self._fail_syncs(f"Could not fetch repository {self.repo.repo_id}: {exc}")
+            return delay
+        self.failures = 0
+        self.head = head
+        interval = self.runtime.config.sync_interval
+        self._report(
+            error="",
+            failures=0,
+            head=head,
+            last_fetch_at=_now().isoformat(),
+            next_attempt_at=(_now() + timedelta(seconds=interval)).isoformat(),
+        )
+        try:
+            self.evaluate(head)
+        except Exception:
+            logger.exception("looking at the applications of %s failed", self.repo.repo_id)
+        return interval
 
     def _report(self, **status) -> None:
         try:

@@ -118,6 +118,12 @@ def test_the_control_plane_task_runs_web_worker_beat_and_a_redis_sidecar():
     target_group = template["Resources"]["TargetGroup"]["Properties"]
     assert target_group["HealthCheckPath"] == "/healthz"
     assert target_group["Port"] == 8080
+    # /metrics is not served to the internet through the ALB unless asked for.
+    block = template["Resources"]["MetricsBlockRule"]
+    assert block["Condition"] == "BlockMetrics"
+    paths = next(c for c in block["Properties"]["Conditions"] if c["Field"] == "path-pattern")
+    assert "/metrics" in paths["PathPatternConfig"]["Values"]
+    assert block["Properties"]["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
     # The port gunicorn binds in the image.
     assert "os.environ.get('PORT', '8080')" in (ROOT / "docker" / "gunicorn.conf.py").read_text()
 

@@ -12,6 +12,7 @@ from apps.applications.services import add_application
 from apps.deployments.choices import CommandType, DeploymentStatus, StageStatus
 from apps.deployments.models import Command, Stage
 from apps.deployments.services import transition_deployment, transition_stage
+from apps.pipeds.models import Piped
 from apps.pipeds.services import register_piped
 from apps.projects.choices import Role
 from apps.projects.principal import Principal, system_principal
@@ -242,3 +243,53 @@ def test_an_operator_creates_a_project_whose_static_admin_then_logs_in(portal, d
     portal_page.goto(portal.url("/settings/user-groups/"))
     assert "pay-devs" in portal_page.locator("table").inner_text()
     portal.screenshot(portal_page, "settings-user-groups-new-project")
+
+
+def test_adding_an_application_offers_the_chosen_pipeds_repositories(portal):
+    project, _, _, _ = seed_shop()
+    other, _ = register_piped(system_principal(project.id), project, name="staging-vpc")
+    report_piped(other)
+    Piped.objects.filter(pk=other.pk).update(
+        repositories=[{"repo_id": "staging-manifests", "remote": "git@example.com:s.git", "branch": "main"}],
+        platform_providers=[{"name": "ecs-staging", "type": "ECS"}],
+    )
+    editor = Principal(project_id=project.id, kind="user", name="erin", role=Role.EDITOR)
+    page = portal.new_page(session_key=portal.session_for(project, editor))
+    page.goto(portal.url("/applications/add/"))
+    page.fill("#id_path", "services/cart")
+    page.select_option("#id_piped", label="staging-vpc")
+    # htmx swaps in the fields for that piped only, keeping what was typed.
+    page.wait_for_function("document.querySelectorAll('#id_repo_id option').length === 2")
+    assert page.locator("#id_repo_id option").all_inner_texts() == [
+        "Choose a repository",
+        "staging-manifests",
+    ]
+    assert page.input_value("#id_path") == "services/cart"
+    page.select_option("#id_repo_id", "staging-manifests")
+    page.select_option("#id_platform_provider", "ecs-staging")
+    page.fill("#id_name", "cart")
+    page.fill("#id_labels", "env: stg\nteam: web")
+    portal.screenshot(page, "application-add-filled")
+    page.click("form button.primary")
+    page.wait_for_url("**/applications/*/")
+    assert page.locator("h1").inner_text().startswith("cart")
+    app = Application.objects.get(project=project, name="cart")
+    assert (app.piped_id, app.repo_id, app.path, app.labels) == (
+        other.id,
+        "staging-manifests",
+        "services/cart",
+        {"env": "stg", "team": "web"},
+    )
+
+    # A path that leaves the repository comes back with the field's error, and nothing is added.
+    page.goto(portal.url("/applications/add/"))
+    page.select_option("#id_piped", label="staging-vpc")
+    page.wait_for_function("document.querySelectorAll('#id_repo_id option').length === 2")
+    page.select_option("#id_repo_id", "staging-manifests")
+    page.select_option("#id_platform_provider", "ecs-staging")
+    page.fill("#id_path", "../other-team")
+    page.fill("#id_name", "sneaky")
+    page.click("form button.primary")
+    assert "'..' is not allowed" in page.locator(".has-error .field-error").inner_text()
+    assert not Application.objects.filter(name="sneaky").exists()
+    portal.screenshot(page, "application-add-bad-path")

@@ -95,7 +95,9 @@ def application_add(request: HttpRequest, principal: Principal) -> HttpResponse:
         else:
             status = 400
     else:
-        form = ApplicationForm(initial={"piped": request.GET.get("piped", "")}, pipeds=pipeds)
+        # htmx re-renders the form when the piped changes, sending what was typed so far: keep it.
+        initial = {k: v for k, v in request.GET.items() if k in ApplicationForm.base_fields}
+        form = ApplicationForm(initial=initial, pipeds=pipeds)
     context = {"form": form, "pipeds": pipeds}
     return render_page(request, "webui/applications/add.html", context, status=status)
 

@@ -263,10 +263,16 @@ def list_deployments(
         # Keyset on (created_at, id): a deep page costs what the first one does, unlike OFFSET.
         position = (cursor_datetime(after[0]), cursor_uuid(after[1]))
         queryset = queryset.filter(keyset_after(("created_at", "id"), position, True))
-    rows = list(queryset.defer("metadata").order_by("-created_at", "-id")[: limit + 1])
-    rows, next_cursor = page(rows, limit, lambda d: [d.created_at, d.id])
-    stages = stages_of([d.id for d in rows])
-    return {"items": [deployment_out(d, stages[d.id]) for d in rows], "next_cursor": next_cursor}
+    # Two steps on purpose: the page's keys come from the index alone (it covers project, status,
+    # created_at and id), then the rows by primary key. Asked for whole rows at once, MariaDB walks the
+    # index from the newest entry down to the cursor: 0.3 s at 900,000 rows deep instead of 1 ms.
+    keys = list(queryset.order_by("-created_at", "-id").values_list("created_at", "id")[: limit + 1])
+    keys, next_cursor = page(keys, limit, lambda key: list(key))
+    ids = [pk for _, pk in keys]
+    by_id = Deployment.objects.defer("metadata").in_bulk(ids)
+    stages = stages_of(ids)
+    items = [deployment_out(by_id[pk], stages[pk]) for pk in ids if pk in by_id]  # deleted in between: gone
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/{deployment_id}", response={200: DeploymentOut, **ERRORS}, summary="Get a deployment")

@@ -13,7 +13,7 @@ from apps.core.errors import Conflict, InvalidInput
 from apps.pipelineconfig import load_control_plane_config
 from apps.projects.models import Project
 from apps.projects.principal import system_principal
-from apps.projects.services import set_static_admin_disabled, update_project
+from apps.projects.services import create_project, set_static_admin_disabled, update_project
 
 from .helpers import html_text
 
@@ -58,6 +58,13 @@ spec:
         idpX509Cert: MIIC...
         groupsAttribute: http://schemas.microsoft.com/ws/2008/06/identity/claims/groups
 """
+
+
+@pytest.fixture
+def sso_static_admin(db):
+    """A project of these tests' own with its static admin's credentials. Not the shared `creds` project:
+    the login throttle counts per project and address in the cache, which parallel workers share."""
+    return create_project(system_principal(), "sso-static-admin")
 
 
 @pytest.fixture
@@ -167,8 +174,8 @@ def test_an_admin_socialapp_offers_a_button(db, settings, client, project):
     assert "Login with Okta" in html_text(page)
 
 
-def test_with_the_static_admin_disabled_only_sso_is_offered(db, from_config, client, project_credentials):
-    project, username, password = project_credentials
+def test_with_the_static_admin_disabled_only_sso_is_offered(db, from_config, client, sso_static_admin):
+    project, username, password = sso_static_admin
     principal = system_principal(project.id)
     with pytest.raises(Conflict, match="Attach an SSO config"):
         set_static_admin_disabled(principal, project, True)
@@ -184,8 +191,8 @@ def test_with_the_static_admin_disabled_only_sso_is_offered(db, from_config, cli
         update_project(principal, project, shared_sso_config="")
 
 
-def test_static_admin_login_still_works_beside_sso(db, from_config, client, project_credentials):
-    project, username, password = project_credentials
+def test_static_admin_login_still_works_beside_sso(db, from_config, client, sso_static_admin):
+    project, username, password = sso_static_admin
     update_project(system_principal(project.id), project, shared_sso_config="keycloak")
     done = client.post(f"/login/{project.id}/", {"username": username, "password": password})
     assert done.status_code == 302
@@ -235,8 +242,8 @@ def test_resolution_only_reads_the_projects_own_groups(user_groups, other_projec
     assert resolve_role(other_project, ["deployers"]).role is None
 
 
-def test_static_admin_login_is_refused_when_disabled(db, project_credentials, rf):
-    project, username, password = project_credentials
+def test_static_admin_login_is_refused_when_disabled(db, sso_static_admin, rf):
+    project, username, password = sso_static_admin
     Project.objects.filter(pk=project.pk).update(static_admin_disabled=True)
     project.refresh_from_db()
     request = rf.post("/")

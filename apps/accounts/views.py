@@ -1,7 +1,9 @@
 """Login pages: pick the project, then SSO buttons and the static admin form; SSO callbacks; My account."""
 
+import logging
 import time
 
+import requests
 from allauth.socialaccount.providers.base.constants import AuthProcess
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from onelogin.saml2.errors import OneLogin_Saml2_Error
 
 from apps.core.errors import DomainError
 from apps.projects.models import Project
@@ -17,6 +20,8 @@ from . import services, sso
 from .adapters import SSO_LOGIN_KEY
 from .models import PortalSession
 from .providers import PortalGitHubAdapter, PortalOpenIDConnectAdapter
+
+logger = logging.getLogger(__name__)
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -125,12 +130,27 @@ def sso_login(request: HttpRequest, project_id: str, config_name: str) -> HttpRe
         "at": time.time(),
     }
     provider = app.get_provider(request)
-    return provider.redirect(
-        request,
-        AuthProcess.LOGIN,
-        next_url=next_url,
-        data={"project": project.id, "config": config_name},
-    )
+    try:
+        return provider.redirect(
+            request,
+            AuthProcess.LOGIN,
+            next_url=next_url,
+            data={"project": project.id, "config": config_name},
+        )
+    except (requests.RequestException, ValueError, KeyError, OneLogin_Saml2_Error) as exc:
+        # The provider's discovery document or metadata cannot be fetched or read: say so, not a 500.
+        logger.warning("SSO config %s cannot start a login: %r", config_name, exc)
+        return render(
+            request,
+            "accounts/sso_error.html",
+            {
+                "message": f"The portal cannot reach or read {app.name or config_name}'s configuration, so the "
+                "login cannot start. Try again later, or ask an operator to check the SSO config.",
+                "detail": str(exc)[:500],
+                "project_id": project.id,
+            },
+            status=502,
+        )
 
 
 def _pending_config(request: HttpRequest) -> str:

@@ -1,6 +1,7 @@
 """SSO test helpers: a real OpenID Connect provider (Node, oidc-provider), its users, and a scripted login."""
 
 import fcntl
+import html
 import json
 import re
 import shutil
@@ -99,12 +100,12 @@ class OIDCProvider:
         stop_process(self.proc)
 
 
-def oidc_env_config(provider: OIDCProvider, *, name: str = "corp-oidc", **extra) -> dict:
+def oidc_env_config(provider: OIDCProvider | None, *, name: str = "corp-oidc", **extra) -> dict:
     """A PIPEPORTAL_SSO_FROM_ENV entry, as settings.py builds it from PIPEPORTAL_OIDC_*."""
     return {
         "kind": "openid_connect",
         "name": name,
-        "issuer": provider.issuer,
+        "issuer": provider.issuer if provider else "",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
         "scopes": ["openid", "profile", "email"],
@@ -172,7 +173,7 @@ def portal_path(url: str) -> str:
 
 
 def html_text(response) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode())))
 
 
 def sso_login(client, project_id: str, config_name: str, login: str, **extra):

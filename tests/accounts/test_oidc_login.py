@@ -18,6 +18,7 @@ from apps.accounts.services import end_user_sessions
 from apps.projects.models import AuditEvent, UserGroup
 from apps.projects.principal import system_principal
 from apps.projects.services import update_project
+from tests.components import free_port
 
 from .helpers import html_text, oidc_env_config, portal_path, provider_login, sso_login
 
@@ -303,3 +304,14 @@ def test_configured_redirect_uris_are_answered_on_their_paths(settings, provider
         oidc_env_config(provider, redirect_uri="https://pipecd.example.test/oauth2/idpresponse")
     ]
     assert sso.oidc_redirect_paths() == {"/oauth2/idpresponse"}
+
+
+def test_an_unreachable_provider_is_explained(settings, user_groups, client):
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings.PIPEPORTAL_SSO_FROM_ENV = [{**oidc_env_config(None), "issuer": closed}]
+    update_project(system_principal(user_groups.id), user_groups, shared_sso_config="corp-oidc")
+    answer = client.post("/login/demo/sso/corp-oidc/")
+    assert answer.status_code == 502
+    text = html_text(answer)
+    assert "cannot reach or read corp-oidc's configuration" in text
+    assert "/.well-known/openid-configuration" in text

@@ -1,5 +1,6 @@
 """OpenID Connect login against a real provider (oidc-provider on 127.0.0.1), driven with the test client."""
 
+import json
 import re
 from urllib.parse import parse_qs, urljoin, urlparse
 
@@ -20,7 +21,15 @@ from apps.projects.principal import system_principal
 from apps.projects.services import update_project
 from tests.components import free_port
 
-from .helpers import html_text, oidc_env_config, portal_path, provider_login, sso_login
+from .helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    html_text,
+    oidc_env_config,
+    portal_path,
+    provider_login,
+    sso_login,
+)
 
 pytestmark = [pytest.mark.xdist_group("oidc")]
 
@@ -315,3 +324,28 @@ def test_an_unreachable_provider_is_explained(settings, user_groups, client):
     text = html_text(answer)
     assert "cannot reach or read corp-oidc's configuration" in text
     assert "/.well-known/openid-configuration" in text
+
+
+def test_an_operator_adds_the_provider_in_the_admin(settings, provider, user_groups, client):
+    """No control-plane config, no environment: a SocialApp added in the operators' console."""
+    settings.PIPEPORTAL_SSO_FROM_ENV = []
+    operator = Client()
+    operator.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "unused"))
+    added = operator.post(
+        "/admin/socialaccount/socialapp/add/",
+        {
+            "provider": "openid_connect",
+            "provider_id": "corp-oidc",
+            "name": "Corporate SSO",
+            "client_id": CLIENT_ID,
+            "secret": CLIENT_SECRET,
+            "key": "",
+            "settings": json.dumps({"server_url": provider.issuer, "roles_claim_key": "groups"}),
+        },
+    )
+    assert added.status_code == 302, html_text(added)
+    update_project(system_principal(user_groups.id), user_groups, shared_sso_config="corp-oidc")
+    assert "Login with Corporate SSO" in html_text(client.get("/login/demo/"))
+    done = sso_login(client, "demo", "corp-oidc", "erin")
+    assert done.status_code == 302
+    assert (whoami(client)["role"], whoami(client)["method"]) == ("Editor", "corp-oidc")

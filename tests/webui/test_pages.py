@@ -176,3 +176,19 @@ def test_it_offers_application_actions_only_to_those_allowed(world, persona, may
     for name in ("application_sync", "application_disable", "application_delete", "application_edit"):
         assert (reverse(f"webui:{name}", args=[world.app.id]) in page) is may_act
     assert ('value="QUICK_SYNC"' in page) is may_act  # the strategy choice comes with the Sync button
+
+
+def test_it_answers_unknown_urls_and_expired_forms_with_portal_pages(world):
+    response = world.clients["viewer"].get("/applications/not-a-uuid/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "<title>Not found · PipePortal</title>" in page
+    assert 'title="Your role in this project">Viewer</span>' in page
+
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = world.clients["editor"].cookies
+    response = strict.post(reverse("webui:application_sync", args=[world.app.id]), {"strategy": "AUTO"})
+    assert response.status_code == 403
+    assert "This form expired" in response.content.decode()

@@ -207,6 +207,7 @@ def waiting_for_approval(deployment_ids) -> set:
         return set()
     return set(
         Stage.objects.filter(deployment_id__in=ids, name=WAIT_APPROVAL, status=StageStatus.RUNNING)
+        .order_by()  # Stage's default ordering would join the deployments table for nothing
         .values_list("deployment_id", flat=True)
         .distinct()
     )

@@ -487,6 +487,15 @@ def portal_client(project):
     return client
 
 
+def portal_cursor(position) -> str:
+    """The portal's own cursor for a position in the deployments list (empty if it has none)."""
+    try:
+        from apps.webui.queries import Cursor
+    except ImportError:
+        return ""
+    return urlencode({"cursor": Cursor(position[0], str(position[1])).encode()})
+
+
 def cases(sizes: dict):
     """(case, url, main table, needs the API key) for every measured request."""
     from django.urls import NoReverseMatch, reverse
@@ -514,6 +523,7 @@ def cases(sizes: dict):
         ("portal applications list env:prod", "webui:applications", {}, "labels=env:prod"),
         ("portal deployments list", "webui:deployments", {}, ""),
         ("portal deployments list status FAILURE", "webui:deployments", {}, "status=FAILURE"),
+        ("portal deployments list, cursor at 90 %", "webui:deployments", {}, portal_cursor(deep)),
         ("portal deployment detail", "webui:deployment", {"deployment_id": recent.id}, ""),
     ]:
         try:

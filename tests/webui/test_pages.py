@@ -192,3 +192,11 @@ def test_it_answers_unknown_urls_and_expired_forms_with_portal_pages(world):
     response = strict.post(reverse("webui:application_sync", args=[world.app.id]), {"strategy": "AUTO"})
     assert response.status_code == 403
     assert "This form expired" in response.content.decode()
+
+
+def test_it_keeps_saying_who_approved_after_the_stage(world):
+    done = make_deployment(
+        world.second_app, status=DeploymentStatus.SUCCESS, approved_by=["erin", "alice"], min_approvers=2
+    )
+    page = deployment_page(world, "viewer", done)
+    assert '<span class="stage-desc">✓ erin, alice</span>' in page

@@ -77,6 +77,10 @@ class StageView:
     approval: dict | None = None
     approvals: list[Approval] = field(default_factory=list)
 
+    @property
+    def approved_names(self) -> str:
+        return ", ".join(a.who for a in self.approvals if not a.pending)
+
 
 def _approvals(stage: Stage, commands: list[Command]) -> list[Approval]:
     """Approvals the piped recorded, with the time of the command that carried each, then those in flight."""

@@ -171,11 +171,20 @@ def list_deployments(
         queryset = queryset.filter(status=status)
     queryset = _filter_labels(queryset, labels or {})
     if cursor is not None:
+        # `created_at <= c` first keeps an index range usable; the OR then settles ties on the id.
         queryset = queryset.filter(
-            Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.id)
+            Q(created_at__lte=cursor.created_at)
+            & (Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.id))
         )
-    rows = list(
-        queryset.only(
+    # Two steps: the page's keys from the index alone, then the rows by primary key. Asked for whole rows
+    # at once, MariaDB walks the index from the newest entry down to a deep cursor (see the API's list).
+    keys = list(queryset.order_by("-created_at", "-id").values_list("created_at", "id")[: limit + 1])
+    next_cursor = None
+    if len(keys) > limit:
+        keys = keys[:limit]
+        next_cursor = Cursor(keys[-1][0], str(keys[-1][1])).encode()
+    by_id = (
+        Deployment.objects.only(
             "id",
             "application_id",
             "application_name",
@@ -190,13 +199,11 @@ def list_deployments(
             "status_reason",
             "created_at",
             "completed_at",
-        ).order_by("-created_at", "-id")[: limit + 1]
+        ).in_bulk([pk for _, pk in keys])
+        if keys
+        else {}
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = Cursor(last.created_at, str(last.id)).encode()
+    rows = [by_id[pk] for _, pk in keys if pk in by_id]  # a row deleted in between is simply gone
     return CursorPage(rows, next_cursor)
 
 

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from apps.deployments.choices import WAIT_APPROVAL, DeploymentStatus, StageStatus
 
@@ -177,3 +178,42 @@ def reltime_iso(value: str, empty: str = "—"):
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, UTC)
     return reltime(parsed, empty)
+
+
+# Row helpers as tags rather than `{% include %}`s: a list renders them 50 times per page, and an include
+# costs a template render of its own each time.
+
+
+@register.simple_tag
+def deployment_badge(deployment, waiting=()):
+    """A deployment's status badge; amber "Waiting for approval" when it is in `waiting`."""
+    if deployment.id in waiting:
+        tone, label = "waiting", "Waiting for approval"
+    else:
+        tone, label = deployment_tone(deployment.status), deployment.get_status_display()
+    return format_html(
+        '<span class="badge tone-{}" title="{}"><span class="dot" aria-hidden="true"></span>{}</span>',
+        tone,
+        deployment.status_reason,
+        label,
+    )
+
+
+@register.simple_tag
+def version_chips(versions, commit: str = ""):
+    """The image tags of a deployment (the full image on hover), else its short commit."""
+    tags = image_tags(versions)
+    if tags:
+        return format_html_join(
+            " ", '<code class="version" title="{}">{}</code>', ((t["url"] or t["name"], t["tag"]) for t in tags)
+        )
+    if commit:
+        return format_html(
+            '<code class="version muted" title="No image version recorded; commit">{}</code>', commit[:7]
+        )
+    return mark_safe('<span class="muted">—</span>')
+
+
+@register.simple_tag
+def label_chips(labels):
+    return format_html_join("", '<span class="label">{}</span>', ((pair,) for pair in label_pairs(labels)))

@@ -1,9 +1,12 @@
 """Fixtures shared by every test: projects, the four personas, logged-in clients, pipeds, moto."""
 
+import copy
 import os
+import uuid
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.utils.module_loading import import_string
 
@@ -21,6 +24,25 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_namespace(settings):
+    """Login throttles and cached sessions live in the cache (Redis in CI). Each test gets its own key
+    prefix instead of a flushed cache: parallel workers share one Redis database, and a FLUSHDB in one
+    would wipe another's counters mid-test."""
+    caches = copy.deepcopy(settings.CACHES)
+    prefix = f"{caches['default'].get('KEY_PREFIX', '')}-test-{uuid.uuid4().hex[:12]}"
+    caches["default"]["KEY_PREFIX"] = prefix
+    settings.CACHES = caches
+    yield
+    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if client_of is not None:  # Redis: drop this test's keys only
+        client = client_of(None, write=True)
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+    else:
+        cache.clear()
 
 
 @pytest.fixture

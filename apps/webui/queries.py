@@ -57,7 +57,12 @@ def list_applications(
     labels: dict[str, str] | None = None,
     name: str = "",
 ) -> QuerySet:
-    """One row per application with what the list shows, in one query (three tables joined)."""
+    """The ids of the matching applications in list order.
+
+    Only ids: paginating them is served by the (project, deleted, name) index alone, whereas sorting the
+    joined rows made MariaDB read every application of the project (0.5 s at 10,000 apps). The page's
+    rows are then loaded by `applications_by_id`.
+    """
     queryset = Application.objects.filter(project_id=project_id, deleted=False)
     if kind:
         queryset = queryset.filter(kind=kind)
@@ -66,8 +71,14 @@ def list_applications(
     if name:
         queryset = queryset.filter(name__icontains=name)
     queryset = _filter_labels(queryset, labels or {})
-    return (
-        queryset.select_related("piped", "most_recent_deployment", "most_recent_successful_deployment")
+    return queryset.order_by("name", "id").values_list("id", flat=True)
+
+
+def applications_by_id(ids: list) -> list[Application]:
+    """The rows the list shows for these ids, in the given order, in one query (three tables joined)."""
+    rows = (
+        Application.objects.filter(pk__in=ids)
+        .select_related("piped", "most_recent_deployment", "most_recent_successful_deployment")
         .only(
             "id",
             "name",
@@ -88,8 +99,9 @@ def list_applications(
             "most_recent_successful_deployment__versions",
             "most_recent_successful_deployment__commit_hash",
         )
-        .order_by("name", "id")
     )
+    by_id = {row.pk: row for row in rows}
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def recent_deployments(application: Application, limit: int = 10) -> list[Deployment]:

@@ -14,7 +14,6 @@ from django.utils.module_loading import import_string
 from apps.accounts.services import start_portal_session
 from apps.projects.principal import Principal
 from tests.components import CHROMIUM, CHROMIUM_ARGS, TEST_OUTPUT, chromium_available, require
-from tests.webui.conftest import _own_cache_namespace  # noqa: F401
 
 SCREENSHOTS = TEST_OUTPUT / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}

@@ -1,11 +1,8 @@
 """The world the portal tests act on: two projects, pipeds that reported in, apps, deployments, keys."""
 
-import copy
-import uuid
 from types import SimpleNamespace
 
 import pytest
-from django.core.cache import cache
 
 from apps.applications.services import add_application
 from apps.deployments.choices import DeploymentStatus
@@ -15,25 +12,6 @@ from apps.projects.principal import system_principal
 from apps.projects.services import add_user_group, create_api_key
 
 from .factories import make_deployment, report_piped
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_namespace(settings):
-    """Login throttles and cached sessions live in the cache (Redis in CI). Each test gets its own key
-    prefix instead of a flushed cache: parallel workers share one Redis database, and a FLUSHDB in one
-    would wipe another's counters mid-test."""
-    caches = copy.deepcopy(settings.CACHES)
-    prefix = f"{caches['default'].get('KEY_PREFIX', '')}-test-{uuid.uuid4().hex[:12]}"
-    caches["default"]["KEY_PREFIX"] = prefix
-    settings.CACHES = caches
-    yield
-    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
-    if client_of is not None:  # Redis: drop this test's keys only
-        client = client_of(None, write=True)
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    else:
-        cache.clear()
 
 
 @pytest.fixture

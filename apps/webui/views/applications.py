@@ -56,6 +56,7 @@ def application_list(request: HttpRequest, principal: Principal) -> HttpResponse
             name=data["name"].strip(),
         )
         page = Paginator(applications, PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = queries.applications_by_id(list(page.object_list))
     waiting = queries.waiting_for_approval([app.most_recent_deployment_id for app in page or []])
     filtered = any(request.GET.get(name) for name in form.fields)
     context = {"form": form, "page": page, "filtered": filtered, "waiting": waiting}

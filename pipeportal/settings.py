@@ -245,6 +245,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "cp"},
     },
 }
+# Retention (apps.ops, `manage.py prune`): stage logs, old deployments' details, commands, audit rows.
+PIPEPORTAL_RETENTION_INTERVAL_SECONDS = env_int("PIPEPORTAL_RETENTION_INTERVAL_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["ops.prune"] = {
+    "task": "cp.ops.prune",
+    "schedule": PIPEPORTAL_RETENTION_INTERVAL_SECONDS,
+    "options": {"queue": "cp"},
+}
 
 # --- Auth -----------------------------------------------------------------------------------------------
 
@@ -266,13 +273,6 @@ PIPEPORTAL_TRUST_X_FORWARDED_FOR = env_bool("PIPEPORTAL_TRUST_X_FORWARDED_FOR", 
 # A piped is ONLINE while its last heartbeat is younger than this.
 PIPEPORTAL_PIPED_ONLINE_SECONDS = env_int("PIPEPORTAL_PIPED_ONLINE_SECONDS", 120)
 # Commands nobody handled within this many seconds become TIMEOUT.
-# Retention (apps.ops, `manage.py prune`): stage logs, old deployments' details, commands, audit rows.
-PIPEPORTAL_RETENTION_INTERVAL_SECONDS = env_int("PIPEPORTAL_RETENTION_INTERVAL_SECONDS", 3600)
-CELERY_BEAT_SCHEDULE["ops.prune"] = {
-    "task": "cp.ops.prune",
-    "schedule": PIPEPORTAL_RETENTION_INTERVAL_SECONDS,
-    "options": {"queue": "cp"},
-}
 PIPEPORTAL_COMMAND_TIMEOUT_SECONDS = env_int("PIPEPORTAL_COMMAND_TIMEOUT_SECONDS", 24 * 3600)
 
 # --- SSO (django-allauth) -------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ if env("PIPEPORTAL_SAML_IDP_ENTITY_ID"):
             "name": env("PIPEPORTAL_SAML_NAME") or "saml",
             "idp_entity_id": env("PIPEPORTAL_SAML_IDP_ENTITY_ID"),
             "idp_sso_url": env("PIPEPORTAL_SAML_IDP_SSO_URL", ""),
-            "idp_x509cert": env("PIPEPORTAL_SAML_IDP_X509CERT", ""),
+            "idp_x509_cert": env("PIPEPORTAL_SAML_IDP_X509CERT", ""),
             "idp_metadata_url": env("PIPEPORTAL_SAML_IDP_METADATA_URL", ""),
             "groups_attribute": env("PIPEPORTAL_SAML_GROUPS_ATTRIBUTE", ""),
             "sp_entity_id": env("PIPEPORTAL_SAML_SP_ENTITY_ID", ""),

@@ -139,7 +139,7 @@ def _saml_app(name: str, saml: Any, *, source: str, ttl: int):
         idp["metadata_url"] = _get(saml, "idp_metadata_url")
     else:
         idp["sso_url"] = _get(saml, "idp_sso_url", "")
-        idp["x509cert"] = _get(saml, "idp_x509cert", "")
+        idp["x509cert"] = _get(saml, "idp_x509_cert", "")
     groups_attribute = _get(saml, "groups_attribute", "")
     app_settings: dict[str, Any] = {
         "idp": idp,

@@ -243,7 +243,7 @@ class SAMLSSOConfig(ProtoModel):
 
     idp_entity_id: str
     idp_sso_url: str = ""
-    idp_x509cert: str = ""
+    idp_x509_cert: str = ""
     idp_metadata_url: str = ""
     # The assertion attribute(s) holding the groups; empty: the usual ones (groups, Entra ID's, memberOf).
     groups_attribute: str | list[str] = ""
@@ -251,8 +251,8 @@ class SAMLSSOConfig(ProtoModel):
 
     @model_validator(mode="after")
     def _findable(self) -> SAMLSSOConfig:
-        if not self.idp_metadata_url and not (self.idp_sso_url and self.idp_x509cert):
-            raise fail("give idpMetadataUrl, or idpSsoUrl and idpX509cert", at="idpMetadataUrl")
+        if not self.idp_metadata_url and not (self.idp_sso_url and self.idp_x509_cert):
+            raise fail("give idpMetadataUrl, or idpSsoUrl and idpX509Cert", at="idpMetadataUrl")
         return self
 
 

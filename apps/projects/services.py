@@ -107,11 +107,21 @@ def set_static_admin(principal: Principal, project: Project, *, username: str, p
 @transaction.atomic
 def set_static_admin_disabled(principal: Principal, project: Project, disabled: bool) -> None:
     principal.authorize(Resource.PROJECT, Action.UPDATE, project.id)
-    if disabled and not project.shared_sso_config:
-        raise Conflict(
-            "Attach an SSO config and check that SSO login works before disabling the static admin: "
-            "otherwise nobody could log in to this project."
-        )
+    if disabled:
+        if not project.shared_sso_config:
+            raise Conflict(
+                "Attach an SSO config and check that SSO login works before disabling the static admin: "
+                "otherwise nobody could log in to this project."
+            )
+        # Imported here: SSO configs live in the accounts app, which itself builds on projects.
+        from apps.accounts.sso import configs_for_project
+
+        known, unknown = configs_for_project(project)
+        if not known:
+            raise Conflict(
+                f"The attached SSO config {', '.join(unknown)!s} is not configured on this control plane: "
+                "nobody could log in to this project without the static admin."
+            )
     project.static_admin_disabled = disabled
     project.save(update_fields=["static_admin_disabled", "updated_at"])
     audit.record(principal, "static_admin.disable" if disabled else "static_admin.enable", obj=project)

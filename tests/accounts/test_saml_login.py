@@ -32,7 +32,7 @@ def saml(settings, idp, user_groups):
             "name": "entra",
             "idp_entity_id": idp.entity_id,
             "idp_sso_url": idp.sso_url,
-            "idp_x509cert": idp.cert,
+            "idp_x509_cert": idp.cert,
             "idp_metadata_url": "",
             "groups_attribute": "",
             "sp_entity_id": "",

@@ -183,6 +183,21 @@ def test_sso_configs_take_protobuf_json_names_and_session_ttl_in_hours():
     assert spec.mask()["sharedSSOConfigs"][2]["github"]["clientSecret"] == "******"
 
 
+def test_a_saml_config_takes_the_idp_certificate_as_docs_sso_md_spells_it():
+    spec = control_plane(
+        """\
+        sharedSSOConfigs:
+          - name: entra
+            provider: SAML
+            saml:
+              idpEntityId: https://sts.windows.net/tenant/
+              idpSsoUrl: https://login.microsoftonline.com/tenant/saml2
+              idpX509Cert: MIIC-test-cert
+        """
+    )
+    assert spec.sso_config("entra").saml.idp_x509_cert == "MIIC-test-cert"
+
+
 def test_the_config_can_come_base64_from_the_environment():
     text = HEAD + "  stateKey: ${STATE}\n  projects:\n    - {id: demo, desc: Demo}\n"
     environ = {"PIPEPORTAL_CONFIG_DATA": base64.b64encode(text.encode()).decode(), "STATE": "k"}

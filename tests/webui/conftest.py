@@ -10,14 +10,19 @@ from apps.pipeds.services import add_piped_key, register_piped
 from apps.projects.choices import APIKeyRole, Role
 from apps.projects.principal import system_principal
 from apps.projects.services import add_user_group, create_api_key
+from tests.accounts.helpers import oidc_env_config
 
 from .factories import make_deployment, report_piped
 
 
 @pytest.fixture
-def world(project, other_project, piped, application, clients):
+def world(project, other_project, piped, application, clients, settings):
     """Everything an action of the role matrix needs, in project `demo`, and a little in `other`."""
     system = system_principal(project.id)
+    # An SSO config the control plane knows, so that the static admin may be disabled.
+    settings.PIPEPORTAL_SSO_FROM_ENV = [
+        oidc_env_config(None, name="corp-sso", issuer="https://sso.example.test")
+    ]
     project.shared_sso_config = "corp-sso"
     project.save(update_fields=["shared_sso_config"])
     report_piped(piped)

@@ -96,7 +96,8 @@ class PipedApiClient:
     # --- The piped itself ---
 
     def report_stat(self, *, stopping: bool = False) -> None:
-        self.post("/stat", {"stopping": stopping})
+        # Saying goodbye is tried once: a control plane that is gone should not hold the shutdown.
+        self.call("POST", "/stat", {"stopping": stopping}, attempts=1 if stopping else 3)
 
     def report_meta(self, *, version: str, repositories: list, platform_providers: list, config: str) -> dict:
         return self.post(

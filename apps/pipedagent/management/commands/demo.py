@@ -1,0 +1,327 @@
+"""`DEBUG=true manage.py demo` (`make demo`): the whole product on one machine, with nothing installed.
+
+It starts an AWS emulator (moto server) and creates in it what the seed's ECS application needs (VPC with
+DNS hostnames, subnets, security group, ECS cluster, ALB with a listener and two target groups); puts the
+seed's app (app.pipecd.yaml, servicedef.yaml, taskdef.yaml) in a local bare Git repository under
+var/demo/; migrates; creates the `demo` project, a piped and the application; starts the control plane
+on http://127.0.0.1:8000 and the piped as a separate process. The first deployment (quick sync) runs at
+once and the portal shows it. Ctrl-C stops everything it started. Running it again starts afresh: the
+emulator forgets everything, so the demo application and its deployments are recreated.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+PROJECT = "demo"
+PIPED_NAME = "demo-piped"
+APP_NAME = "hogehoge"
+APP_PATH = "apps/hello"
+
+
+def port_is_free(port: int) -> bool:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CommandError(
+                f"{what} exited (status {process.returncode}) before it listened on port {port}."
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise CommandError(f"{what} did not listen on port {port} within {timeout:.0f}s.")
+
+
+class Children:
+    """The processes the demo started; all of them are stopped, whatever happens."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.items: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        log = self.log_dir / f"{name}.log"
+        handle = open(log, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        process = subprocess.Popen(
+            args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+        )
+        self.items.append((name, process, log))
+        return process
+
+    def exited(self) -> list[tuple[str, int, Path]]:
+        return [(name, p.returncode, log) for name, p, log in self.items if p.poll() is not None]
+
+    def stop(self) -> None:
+        """The newest first (the piped still tells the control plane that it stops), each within 15 s."""
+        for _, process, _ in reversed(self.items):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+class Command(BaseCommand):
+    help = "Run PipePortal on one machine: AWS emulator, local Git repository, control plane and piped."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--port", type=int, default=8000, help="Port of the control plane (default 8000)."
+        )
+        parser.add_argument("--sync-interval", default="10", help="Seconds between the piped's Git fetches.")
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError(
+                "The demo runs with embedded defaults and DEBUG=true: start it with `make demo`."
+            )
+        port = options["port"]
+        if not port_is_free(port):
+            raise CommandError(
+                f"Port {port} is busy: is another demo (or another server) running? Stop it, or use --port."
+            )
+        demo_dir = Path(settings.VAR_DIR) / "demo"
+        log_dir = demo_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        children = Children(log_dir)
+        stopping = {"signal": None}
+
+        def on_signal(signum, frame):
+            stopping["signal"] = signum
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            self.run(children, demo_dir, port, options["sync_interval"], stopping)
+        finally:
+            self.stdout.write("Stopping the control plane, the piped and the AWS emulator...")
+            children.stop()
+            self.stdout.write("Stopped.")
+
+    def run(self, children: Children, demo_dir: Path, port: int, sync_interval: str, stopping: dict) -> None:
+        from apps.pipedagent.demo_support import ManifestsRepo, render_app
+        from apps.pipedagent.platforms.ecs.emulator import create_ecs_environment
+
+        self.stdout.write("Preparing the database...")
+        call_command("migrate", interactive=False, verbosity=0)
+
+        self.stdout.write("Starting the AWS emulator (moto server)...")
+        moto_port = free_port()
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        aws_env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # moto keeps a new service's desired count as pending forever unless told how many tasks run;
+            # the demo's service asks for 2.
+            "MOTO_ECS_SERVICE_RUNNING": "2",
+        }
+        moto = children.start(
+            "moto",
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+            aws_env,
+        )
+        wait_for_port(moto_port, moto, "The AWS emulator")
+        os.environ.update({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"})
+        values = create_ecs_environment(endpoint)
+
+        self.stdout.write("Creating the manifests repository...")
+        repo = ManifestsRepo(demo_dir).create(reset=True)
+        repo.write(render_app(values, image_tag="v1"), under=APP_PATH)
+        repo.commit_and_push("Add the hogehoge ECS application")
+
+        admin, password, piped_config = self.records(demo_dir, repo.remote, port, sync_interval)
+
+        self.stdout.write("Starting the control plane...")
+        server_env = {**os.environ, "DEBUG": "true"}
+        server = children.start(
+            "control-plane",
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+            server_env,
+        )
+        wait_for_port(port, server, "The control plane")
+
+        self.stdout.write("Starting the piped...")
+        piped_env = {
+            k: v for k, v in aws_env.items() if k not in ("DEBUG", "SECRET_KEY", "MOTO_ECS_SERVICE_RUNNING")
+        }
+        piped_env.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "PIPED_WORK_DIR": str(demo_dir / "piped-work"),
+                "PIPED_SYNC_INTERVAL_SECONDS": str(sync_interval),
+                "PIPED_AWS_MAX_ATTEMPTS": "1",
+                "PIPED_ECS_POLL_SECONDS": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        children.start(
+            "piped",
+            [sys.executable, "manage.py", "piped", "--config-file", str(piped_config), "--insecure"],
+            piped_env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        self.banner(url, admin, password, demo_dir)
+        self.watch(children, stopping)
+
+    @transaction.atomic
+    def records(self, demo_dir: Path, remote: str, port: int, sync_interval: str) -> tuple[str, str, Path]:
+        """The demo project (kept across runs), its piped (key kept in piped-config.yaml) and the application."""
+        from apps.applications.models import Application
+        from apps.applications.services import add_application
+        from apps.pipeds.choices import MAX_PIPED_KEYS
+        from apps.pipeds.models import Piped
+        from apps.pipeds.services import add_piped_key, delete_piped_key, encode_key, register_piped
+        from apps.projects.models import Project
+        from apps.projects.principal import system_principal
+        from apps.projects.services import create_project, set_static_admin
+
+        system = system_principal(PROJECT, name="demo")
+        secrets_file = demo_dir / "demo-credentials.json"
+        saved = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+        project = Project.objects.filter(pk=PROJECT).first()
+        if project is None:
+            project, admin, password = create_project(
+                system, PROJECT, description="The demo project of `make demo`"
+            )
+        else:
+            admin, password = saved.get("admin"), saved.get("password")
+            if not admin or not password:
+                from apps.core.keys import new_secret
+
+                admin, password = project.static_admin_username, new_secret(18)
+                set_static_admin(system, project, username=admin, password=password)
+        piped = Piped.objects.filter(project=project, name=PIPED_NAME).first()
+        key = saved.get("piped_key") if piped is not None and saved.get("piped_id") == str(piped.id) else None
+        if piped is None:
+            piped, key = register_piped(
+                system, project, name=PIPED_NAME, description="Runs the demo's deployments"
+            )
+        elif key is None:
+            # The key is only stored hashed: give the piped a fresh one and drop the old ones.
+            old_ids = list(piped.keys.order_by("created_at", "id").values_list("pk", flat=True))
+            if len(old_ids) >= MAX_PIPED_KEYS:
+                delete_piped_key(system, piped, old_ids.pop(0))
+            key = add_piped_key(system, piped)
+            for key_id in old_ids:
+                delete_piped_key(system, piped, key_id)
+        if piped.disabled:
+            piped.disabled = False
+            piped.save(update_fields=["disabled"])
+        secrets_file.write_text(
+            json.dumps({"admin": admin, "password": password, "piped_id": str(piped.id), "piped_key": key})
+        )
+        secrets_file.chmod(0o600)
+        # The emulator starts empty at every run, so the demo application starts afresh too.
+        Application.objects.filter(project=project, piped=piped, path=APP_PATH).delete()
+        add_application(
+            system,
+            project,
+            name=APP_NAME,
+            piped_id=piped.id,
+            platform_provider="ECS",
+            repo_id="manifests",
+            path=APP_PATH,
+            description="The seed's ECS application (see apps/pipedagent/demo_assets).",
+        )
+        config = demo_dir / "piped-config.yaml"
+        config.write_text(
+            "apiVersion: pipecd.dev/v1beta1\n"
+            "kind: Piped\n"
+            "spec:\n"
+            f"  projectID: {PROJECT}\n"
+            f"  pipedID: {piped.id}\n"
+            f"  pipedKeyData: {encode_key(key)}\n"
+            f"  apiAddress: http://127.0.0.1:{port}\n"
+            f"  syncInterval: {sync_interval}s\n"
+            "  repositories:\n"
+            "    - repoId: manifests\n"
+            f"      remote: {remote}\n"
+            "      branch: main\n"
+            "  platformProviders:\n"
+            "    - name: ECS\n"
+            "      type: ECS\n"
+            "      config:\n"
+            "        region: us-east-1\n"
+        )
+        config.chmod(0o600)
+        return admin, password, config
+
+    def banner(self, url: str, admin: str, password: str, demo_dir: Path) -> None:
+        line = "=" * 72
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    line,
+                    f"  PipePortal is running:   {url}/login/{PROJECT}/",
+                    f"  Project:                 {PROJECT}",
+                    f"  Static admin login:      {admin}",
+                    f"  Static admin password:   {password}",
+                    "",
+                    f"  Manifests repository:    {demo_dir / 'manifests-work'}  (commit and `git push` to deploy)",
+                    f"  Piped config:            {demo_dir / 'piped-config.yaml'}",
+                    f"  Logs:                    {demo_dir / 'logs'}",
+                    "  Press Ctrl-C to stop everything.",
+                    line,
+                    "",
+                ]
+            )
+        )
+
+    def watch(self, children: Children, stopping: dict) -> None:
+        """Print the demo application's deployments as they move; stop when asked or when a child dies."""
+        from apps.deployments.models import Deployment
+
+        seen: dict = {}
+        while stopping["signal"] is None:
+            dead = children.exited()
+            if dead:
+                for name, code, log in dead:
+                    tail = log.read_text().splitlines()[-15:] if log.exists() else []
+                    self.stderr.write(
+                        f"{name} exited with status {code}; the end of {log}:\n" + "\n".join(tail)
+                    )
+                raise CommandError("A demo process stopped unexpectedly.")
+            for deployment in Deployment.objects.filter(project_id=PROJECT).order_by("created_at"):
+                state = (deployment.status, deployment.status_reason)
+                if seen.get(deployment.pk) != state:
+                    seen[deployment.pk] = state
+                    self.stdout.write(
+                        f"  deployment {str(deployment.pk)[:8]} of {deployment.application_name} at "
+                        f"{deployment.short_commit}: {deployment.status}"
+                        + (f" — {deployment.status_reason}" if deployment.status_reason else "")
+                    )
+            time.sleep(0.5)

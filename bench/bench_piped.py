@@ -11,7 +11,6 @@ Targets: push → PENDING with the webhook ≤ 1 s; approval → next stage RUNN
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -55,7 +54,9 @@ spec:
         with:
           duration: 1s
 """
-TASKDEF = "family: bench\ncontainerDefinitions:\n  - name: app\n    image: registry/bench:{n}\n    memory: 128\n"
+TASKDEF = (
+    "family: bench\ncontainerDefinitions:\n  - name: app\n    image: registry/bench:{n}\n    memory: 128\n"
+)
 SERVICEDEF = "cluster: bench\nserviceName: bench\ndesiredCount: 1\ndeploymentController:\n  type: EXTERNAL\n"
 
 
@@ -114,7 +115,12 @@ class Stack:
 
     def manage(self, *args: str) -> dict:
         out = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True, check=True
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         lines = out.stdout.strip().splitlines()
         return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
@@ -133,9 +139,9 @@ class Stack:
         self.manage("createproject", PROJECT, "--json")
         piped = self.manage("registerpiped", "--project", PROJECT, "--name", "bench-piped", "--json")
         self.piped_id, self.piped_key = piped["piped_id"], piped["piped_key_base64"]
-        self.api_key = self.manage("createapikey", "--project", PROJECT, "--name", "bench", "--role", "READ_WRITE", "--json")[
-            "api_key"
-        ]
+        self.api_key = self.manage(
+            "createapikey", "--project", PROJECT, "--name", "bench", "--role", "READ_WRITE", "--json"
+        )["api_key"]
         with closing(sqlite3.connect(self.dir / "db.sqlite3")) as db:
             self.webhook_secret = db.execute(
                 "SELECT git_webhook_secret FROM projects_project WHERE id = ?", (PROJECT,)
@@ -144,7 +150,14 @@ class Stack:
         self.commit(0)
         server = self.spawn(
             "control-plane",
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload", "--skip-checks"],
+            [
+                sys.executable,
+                "manage.py",
+                "runserver",
+                f"127.0.0.1:{self.port}",
+                "--noreload",
+                "--skip-checks",
+            ],
             self.env,
         )
         deadline = time.monotonic() + 60
@@ -154,7 +167,9 @@ class Stack:
                 break
             except requests.RequestException:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the control plane did not start (see {self.dir}/control-plane.log)") from None
+                    raise RuntimeError(
+                        f"the control plane did not start (see {self.dir}/control-plane.log)"
+                    ) from None
                 time.sleep(0.1)
         return self
 
@@ -181,10 +196,14 @@ class Stack:
             "  platformProviders:\n    - name: ECS\n      type: ECS\n      config:\n        region: us-east-1\n"
         )
         piped_env = {k: v for k, v in self.env.items() if k not in ("DEBUG", "SQLITE_PATH")}
-        piped_env.update({"DATABASE_URL": "mysql://nobody@127.0.0.1:9/nowhere", "PIPED_WORK_DIR": str(self.dir / "work")})
+        piped_env.update(
+            {"DATABASE_URL": "mysql://nobody@127.0.0.1:9/nowhere", "PIPED_WORK_DIR": str(self.dir / "work")}
+        )
         piped_env.update(env)
         self.piped = self.spawn(
-            "piped", [sys.executable, "manage.py", "piped", "--config-file", str(config), "--insecure"], piped_env
+            "piped",
+            [sys.executable, "manage.py", "piped", "--config-file", str(config), "--insecure"],
+            piped_env,
         )
 
     def stop_piped(self) -> None:
@@ -197,14 +216,22 @@ class Stack:
 
     def commit(self, n: int) -> str:
         self.repo.write(
-            {"app.pipecd.yaml": APP_CONFIG, "taskdef.yaml": TASKDEF.format(n=n), "servicedef.yaml": SERVICEDEF},
+            {
+                "app.pipecd.yaml": APP_CONFIG,
+                "taskdef.yaml": TASKDEF.format(n=n),
+                "servicedef.yaml": SERVICEDEF,
+            },
             under="apps/bench",
         )
         return self.repo.commit_and_push(f"Bench commit {n}")
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         response = requests.request(
-            method, f"{self.url}/api/v1{path}", json=body, headers={"Authorization": f"API-KEY {self.api_key}"}, timeout=10
+            method,
+            f"{self.url}/api/v1{path}",
+            json=body,
+            headers={"Authorization": f"API-KEY {self.api_key}"},
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()
@@ -215,7 +242,11 @@ class Stack:
         response = requests.post(
             f"{self.url}/webhooks/git?project={PROJECT}",
             data=body,
-            headers={"X-Hub-Signature-256": signature, "X-GitHub-Event": "push", "Content-Type": "application/json"},
+            headers={
+                "X-Hub-Signature-256": signature,
+                "X-GitHub-Event": "push",
+                "Content-Type": "application/json",
+            },
             timeout=10,
         )
         response.raise_for_status()
@@ -284,7 +315,11 @@ def idle_footprint(pid: int, seconds: float) -> tuple[float, float]:
     before = cpu_ticks()
     time.sleep(seconds)
     used = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
-    rss_kib = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+    rss_kib = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
     return rss_kib / 1024, 100 * used / seconds
 
 
@@ -303,7 +338,11 @@ def run(args) -> list[dict]:
                 "piped_id": stack.piped_id,
                 "kind": "ECS",
                 "platform_provider": "ECS",
-                "git_path": {"repo": {"id": "manifests"}, "path": "apps/bench", "config_filename": "app.pipecd.yaml"},
+                "git_path": {
+                    "repo": {"id": "manifests"},
+                    "path": "apps/bench",
+                    "config_filename": "app.pipecd.yaml",
+                },
             },
         )
         stack.app_id = app["application_id"]
@@ -313,18 +352,22 @@ def run(args) -> list[dict]:
         rss, cpu = idle_footprint(stack.piped.pid, 10)
         rows.append({"bench": "piped", "case": "idle piped RSS (one process)", "value": rss, "unit": "MiB"})
         rows.append({"bench": "piped", "case": "idle piped CPU", "value": cpu, "unit": "% of a core"})
-        log(f"push → PENDING with the webhook ×{n_webhook}")
+        log(f"push → PENDING with the webhook (n={n_webhook})")
         samples = push_to_pending(stack, n_webhook, webhook=True, start=1)
         rows.append(row("git push → PENDING (webhook)", samples, "≤ 1 s", "command poll every 1 s"))
-        log(f"approval → next stage RUNNING ×{n_approval}")
+        log(f"approval → next stage RUNNING (n={n_approval})")
         samples = approval_to_running(stack, n_approval)
         rows.append(row("approval → next stage RUNNING", samples, "≤ 2 s"))
         stack.stop_piped()
-        log(f"push → PENDING by polling ×{n_polling} (syncInterval 5 s)")
+        log(f"push → PENDING by polling (n={n_polling}) (syncInterval 5 s)")
         stack.start_piped(PIPED_SYNC_INTERVAL_SECONDS="5")
         time.sleep(3)
         samples = push_to_pending(stack, n_polling, webhook=False, start=100)
-        rows.append(row("git push → PENDING (polling, syncInterval 5 s)", samples, "", "≈ syncInterval / 2 on average"))
+        rows.append(
+            row(
+                "git push → PENDING (polling, syncInterval 5 s)", samples, "", "≈ syncInterval / 2 on average"
+            )
+        )
     return rows
 
 

@@ -209,6 +209,7 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._worker is not None:
+            worker.stop_running_steps()
             try:
                 self._worker.stop(in_sighandler=False)
             except Exception:

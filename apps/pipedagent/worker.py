@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 
 from .client import ApiError
@@ -24,6 +25,15 @@ from .planner import PlanError, plan, versions_of
 from .reconcile import NOT_STARTED_YET, PENDING, PLANNED, RUNNING, Action, next_actions
 
 logger = logging.getLogger(__name__)
+
+# The steps running in this process, so that a shutdown can ask them to stop (a script is killed; the
+# stage is released unreported and runs again elsewhere).
+ACTIVE_STEPS: weakref.WeakSet[StageContext] = weakref.WeakSet()
+
+
+def stop_running_steps() -> None:
+    for ctx in list(ACTIVE_STEPS):
+        ctx.stop.set()
 
 
 def _now() -> datetime:
@@ -239,6 +249,7 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
         start_index=stage.get("next_log_index") or 0,
     )
     ctx = StageContext(runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger)
+    ACTIVE_STEPS.add(ctx)
     renewer = ClaimRenewer(client, deployment_id, stage_id, worker_id, lease, ctx.stop)
     renewer.start()
     result: Done | Continue
@@ -266,6 +277,7 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
         stage_logger.error(f"{type(exc).__name__}: {exc}")
         result = Done(FAILURE, f"{type(exc).__name__}: {exc}")
     finally:
+        ACTIVE_STEPS.discard(ctx)
         renewer.finish()
         stage_logger.close()
     if ctx.stop.is_set():

@@ -3,6 +3,7 @@
 These drive the agent step by step; tests/e2e runs the same code as a separate process with Celery.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -480,3 +481,83 @@ def test_the_webhook_fetch_request_wakes_the_repository(project, piped, make_age
     Piped.objects.filter(pk=piped.pk).update(fetch_requests={"manifests": "2026-01-01T00:00:00+00:00"})
     agent.poll_commands()
     assert poller._wake.is_set()
+
+
+def test_desired_count_unset_leaves_the_running_count_alone_and_tags_are_synced(
+    project, piped, make_agent, manifests, aws, ecs_values
+):
+    manifests.write(app_files(ecs_values), under="apps/hello")
+    manifests.commit_and_push("Add hello")
+    app = add_app(project, piped)
+    agent = make_agent()
+    agent.poll_git()
+    agent.run(str(only_deployment().id), lambda d: d["status"] == "SUCCESS")
+    ecs = ecs_client(aws.endpoint)
+    cluster = ecs_values["CLUSTER_ARN"]
+    # Autoscaling moved the service to 5 tasks; someone tagged it by hand.
+    service_arn = ecs.update_service(cluster=cluster, service="hogehoge", desiredCount=5)["service"][
+        "serviceArn"
+    ]
+    ecs.tag_resource(resourceArn=service_arn, tags=[{"key": "stray", "value": "x"}])
+    files = app_files(ecs_values, image_tag="v2")
+    files["servicedef.yaml"] = files["servicedef.yaml"].replace("  desiredCount: 2\n", "")
+    manifests.write(files, under="apps/hello")
+    manifests.commit_and_push("v2, desiredCount left to autoscaling")
+    agent.poll_git()
+    second = Deployment.objects.order_by("-created_at").first()
+    done = agent.run(str(second.id), lambda d: d["status"] in ("SUCCESS", "FAILURE"))
+    assert done["status"] == "SUCCESS", done["status_reason"]
+    service = ecs.describe_services(cluster=cluster, services=["hogehoge"], include=["TAGS"])["services"][0]
+    assert service["desiredCount"] == 5
+    tags = {t["key"]: t["value"] for t in service["tags"]}
+    assert "stray" not in tags
+    assert tags["pipecd-dev-application"] == str(app.id)
+    assert tags["pipecd-dev-commit-hash"] == second.commit_hash
+    lines = logs(second.id, "stage-0")
+    assert "desiredCount is 0 or unset: leaving the running count (and autoscaling) as they are." in lines
+
+
+def test_a_task_definition_without_a_service_runs_as_a_standalone_task(
+    project, piped, make_agent, manifests, aws, ecs_values
+):
+    files = app_files(ecs_values)
+    del files["servicedef.yaml"]
+    files["app.pipecd.yaml"] = files["app.pipecd.yaml"].replace(
+        "    serviceDefinitionFile: servicedef.yaml\n",
+        f"    clusterArn: {ecs_values['CLUSTER_ARN']}\n"
+        f"    awsvpcConfiguration:\n      subnets: [{ecs_values['SUBNET_A']}]\n"
+        f"      securityGroups: [{ecs_values['SECURITY_GROUP']}]\n",
+    )
+    manifests.write(files, under="apps/hello")
+    manifests.commit_and_push("A standalone task")
+    add_app(project, piped)
+    agent = make_agent()
+    agent.poll_git()
+    deployment = only_deployment()
+    done = agent.run(str(deployment.id), lambda d: d["status"] in ("SUCCESS", "FAILURE"))
+    assert done["status"] == "SUCCESS", done["status_reason"]
+    assert stage_row(deployment.id, "stage-0").status_reason == "Started 1 standalone task(s)"
+    tasks = ecs_client(aws.endpoint).list_tasks(cluster=ecs_values["CLUSTER_ARN"])["taskArns"]
+    assert len(tasks) == 1
+
+
+def test_a_stability_wait_gives_up_with_the_reason(project, piped, make_agent, manifests, aws, ecs_values):
+    # moto here runs 2 tasks per service (MOTO_ECS_SERVICE_RUNNING): asking for 3 leaves one pending for ever.
+    files = app_files(ecs_values)
+    files["servicedef.yaml"] = files["servicedef.yaml"].replace("desiredCount: 2", "desiredCount: 3")
+    manifests.write(files, under="apps/hello")
+    manifests.commit_and_push("Three tasks")
+    add_app(project, piped)
+    agent = make_agent(ecs_stable_timeout=0.5)
+    agent.poll_git()
+    deployment_id = str(only_deployment().id)
+    agent.step(deployment_id)
+    agent.step(deployment_id)
+    stage = stage_row(deployment_id, "stage-0")
+    assert stage.status == "RUNNING" and stage.next_check_at is not None
+    time.sleep(0.6)
+    agent.step(deployment_id)
+    stage = stage_row(deployment_id, "stage-0")
+    assert stage.status == "FAILURE"
+    assert "did not become steady within 0.5s" in stage.status_reason
+    assert "1 pending task(s)" in stage.status_reason

@@ -74,7 +74,7 @@ def _load_builtin_executors() -> None:
     from . import generic  # noqa: F401
 
 
-@dataclass
+@dataclass(eq=False)
 class StageContext:
     """Everything a step may use. Built by the worker for one step of one stage."""
 
@@ -181,6 +181,8 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def format_seconds(seconds: float) -> str:
+    if 0 < seconds < 1:
+        return f"{seconds:g}s"
     seconds = max(round(seconds), 0)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

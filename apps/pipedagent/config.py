@@ -28,8 +28,8 @@ class PipedConfigError(Exception):
 
 def api_base_url(api_address: str, *, insecure: bool) -> str:
     """`host:port` → `https://host:port/api/piped/v1`; a full URL keeps its scheme (http needs --insecure)."""
-    address = (api_address or "").strip().rstrip("/")
-    if not address:
+    address = (api_address or "").strip()
+    if not address.strip("/"):
         raise PipedConfigError("apiAddress is empty: set it to the control plane's host:port or URL.")
     if "://" not in address:
         address = f"https://{address}"

@@ -42,10 +42,14 @@ def next_actions(deployment: dict, now: datetime) -> list[Action]:
     status = deployment["status"]
     if status in DEPLOYMENT_TERMINAL:
         return []
+    metadata = deployment.get("metadata") or {}
     if status == PENDING:
+        cancel = metadata.get("cancel")
+        if cancel:
+            who = cancel.get("commander") or "someone"
+            return [Action("status", status=CANCELLED, reason=f"Cancelled by {who} before it was planned")]
         return [Action("plan")]
     forward, rollbacks = _ordered(deployment)
-    metadata = deployment.get("metadata") or {}
 
     if status == ROLLING_BACK:
         for stage in rollbacks:

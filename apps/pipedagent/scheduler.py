@@ -198,17 +198,22 @@ class RepoPoller(threading.Thread):
             except (ApiError, GitError) as exc:
                 logger.warning("scanning %s for app configs failed: %s", self.repo.repo_id, exc)
 
+    def _key(self, app_id: str, head: str) -> tuple:
+        """What an application's evaluation depends on; the same key again means nothing to do."""
+        app = self.scheduler.apps.get(app_id) or {}
+        recent = app.get("most_recent_deployment") or {}
+        return (
+            head,
+            self.scheduler.apps.last_triggered_commit(app) if app else "",
+            app.get("sync_status"),
+            recent.get("status"),
+        )
+
     def evaluate_app(self, app: dict, head: str) -> None:
         apps = self.scheduler.apps
         client = self.runtime.client
         syncs = self._take_syncs(app["id"])
-        key = (
-            head,
-            apps.last_triggered_commit(app),
-            app.get("sync_status"),
-            (app.get("most_recent_deployment") or {}).get("status"),
-        )
-        if not syncs and self._evaluated.get(app["id"]) == key:
+        if not syncs and self._evaluated.get(app["id"]) == self._key(app["id"], head):
             return
         path = config_path(app["path"], app["config_filename"])
         try:
@@ -229,7 +234,7 @@ class RepoPoller(threading.Thread):
                 logger.info("application %s: invalid config: %s", app["name"], message.splitlines()[0])
             for command in syncs:
                 self.scheduler.handled(command, "FAILED", {"error": message})
-            self._evaluated[app["id"]] = (head, *key[1:2], "INVALID_CONFIG", key[3])
+            self._evaluated[app["id"]] = self._key(app["id"], head)
             return
         spec = loaded.spec
         self._invalid.pop(app["id"], None)
@@ -294,12 +299,11 @@ class RepoPoller(threading.Thread):
                 strategy="QUICK_SYNC",
                 summary=OUT_OF_SYNC_SUMMARY,
             )
-        self._evaluated[app["id"]] = (
-            head,
-            apps.last_triggered_commit(app),
-            app.get("sync_status"),
-            (app.get("most_recent_deployment") or {}).get("status"),
+        # An out-of-sync application is looked at again at every fetch until minWindow has passed.
+        waiting_for_window = (
+            not spec.trigger.on_out_of_sync.disabled and app.get("sync_status") == "OUT_OF_SYNC"
         )
+        self._evaluated[app["id"]] = None if waiting_for_window else self._key(app["id"], head)
 
     def _trigger(
         self,

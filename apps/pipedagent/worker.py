@@ -22,6 +22,7 @@ from .filematch import PatternMatcher
 from .gitrepo import GitError
 from .logs import StageLogger
 from .planner import PlanError, plan, versions_of
+from .platforms import ProviderError
 from .reconcile import NOT_STARTED_YET, PENDING, PLANNED, RUNNING, Action, next_actions
 
 logger = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
                 result = Done(SKIPPED, reason)
             else:
                 result = executor.execute(ctx)
-    except (SourceError, GitError) as exc:
+    except (SourceError, GitError, ProviderError) as exc:
         stage_logger.error(str(exc))
         result = Done(FAILURE, str(exc))
     except Exception as exc:

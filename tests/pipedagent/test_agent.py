@@ -561,3 +561,28 @@ def test_a_stability_wait_gives_up_with_the_reason(project, piped, make_agent, m
     assert stage.status == "FAILURE"
     assert "did not become steady within 0.5s" in stage.status_reason
     assert "1 pending task(s)" in stage.status_reason
+
+
+def test_out_of_sync_triggers_a_quick_sync_after_min_window(project, piped, make_agent, manifests):
+    extra = (
+        "trigger:\n  onCommit:\n    disabled: true\n  onOutOfSync:\n    disabled: false\n    minWindow: 1m\n"
+    )
+    manifests.write(app_files(FAKE_VALUES, extra=extra), under="apps/hello")
+    manifests.commit_and_push("Add")
+    app = add_app(project, piped)
+    agent = make_agent()
+    agent.poll_git()
+    assert not Deployment.objects.exists()
+    # What drift detection will report:
+    agent.client.report_sync_state(str(app.id), "OUT_OF_SYNC", "Drift", "desiredCount differs")
+    agent.poll_git()
+    first = only_deployment()
+    assert (first.trigger_kind, first.sync_strategy) == ("ON_OUT_OF_SYNC", "QUICK_SYNC")
+    assert first.strategy_summary == "Quick sync to attempt to resolve the detected configuration drift"
+    Deployment.objects.filter(pk=first.pk).update(status="SUCCESS", completed_at=datetime.now(UTC))
+    agent.client.report_sync_state(str(app.id), "OUT_OF_SYNC", "Drift again", "")
+    agent.poll_git()
+    assert Deployment.objects.count() == 1, "not before minWindow"
+    Deployment.objects.filter(pk=first.pk).update(completed_at=datetime.now(UTC) - timedelta(minutes=2))
+    agent.poll_git()
+    assert Deployment.objects.filter(trigger_kind="ON_OUT_OF_SYNC").count() == 2

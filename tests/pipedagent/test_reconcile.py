@@ -121,3 +121,9 @@ def test_without_a_rollback_stage_a_failure_ends_the_deployment():
 
 def test_completed_deployments_need_nothing():
     assert next_actions(deployment("SUCCESS"), NOW) == []
+
+
+def test_a_pending_deployment_cancelled_is_never_planned():
+    d = deployment("PENDING", [], metadata={"cancel": {"commander": "erin"}})
+    [action] = next_actions(d, NOW)
+    assert (action.status, action.reason) == ("CANCELLED", "Cancelled by erin before it was planned")

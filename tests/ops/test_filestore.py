@@ -115,7 +115,7 @@ def test_it_reports_a_missing_bucket_clearly(aws):
 
 
 @pytest.mark.parametrize(
-    ("settings", "message"),
+    ("overrides", "message"),
     [
         ({"PIPEPORTAL_FILESTORE_TYPE": "S3", "PIPEPORTAL_FILESTORE_BUCKET": ""}, "needs a bucket"),
         ({"PIPEPORTAL_FILESTORE_TYPE": "FTP"}, "expected LOCAL, S3 or MINIO"),
@@ -148,6 +148,6 @@ def test_it_reports_a_missing_bucket_clearly(aws):
         ),
     ],
 )
-def test_it_names_the_setting_that_is_wrong(settings, message):
-    with override_settings(**settings), pytest.raises(ImproperlyConfigured, match=message):
+def test_it_names_the_setting_that_is_wrong(overrides, message):
+    with override_settings(**overrides), pytest.raises(ImproperlyConfigured, match=message):
         filestore.save_json("k.json", {})

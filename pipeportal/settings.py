@@ -463,7 +463,7 @@ PIPED_STAGE_TICK_SECONDS = _env_seconds("PIPED_STAGE_TICK_SECONDS", 5.0)
 # Overrides the config's syncInterval when set (tests, the demo).
 PIPED_SYNC_INTERVAL_SECONDS = _env_seconds("PIPED_SYNC_INTERVAL_SECONDS", 0)
 PIPED_APP_REFRESH_SECONDS = _env_seconds("PIPED_APP_REFRESH_SECONDS", 60.0)
-# A fetch slower than this fails; a failing remote is retried after base × 2^(failures−1), at most max.
+# A fetch slower than this fails; a failing remote is retried after base * 2^(failures-1), at most max.
 PIPED_GIT_TIMEOUT_SECONDS = _env_seconds("PIPED_GIT_TIMEOUT_SECONDS", 120.0)
 PIPED_GIT_RETRY_BASE_SECONDS = _env_seconds("PIPED_GIT_RETRY_BASE_SECONDS", 5.0)
 PIPED_GIT_RETRY_MAX_SECONDS = _env_seconds("PIPED_GIT_RETRY_MAX_SECONDS", 300.0)

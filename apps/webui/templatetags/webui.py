@@ -205,7 +205,9 @@ def version_chips(versions, commit: str = ""):
     tags = image_tags(versions)
     if tags:
         return format_html_join(
-            " ", '<code class="version" title="{}">{}</code>', ((t["url"] or t["name"], t["tag"]) for t in tags)
+            " ",
+            '<code class="version" title="{}">{}</code>',
+            ((t["url"] or t["name"], t["tag"]) for t in tags),
         )
     if commit:
         return format_html(

@@ -123,6 +123,8 @@ class Stage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["deployment", "stage_id"], name="stage_unique_id"),
         ]
+        # /metrics reads the durations of recently completed stages.
+        indexes = [models.Index(fields=["completed_at"], name="stage_completed")]
 
     def __str__(self) -> str:
         return f"{self.stage_id} {self.name}"

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.module_loading import import_string
 
 from apps.core.errors import Forbidden, InvalidInput, NotFound, Throttled
@@ -29,6 +30,16 @@ STATIC_ADMIN_METHOD = "static_admin"
 def _session_store(session_key: str) -> SessionBase:
     engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
     return engine(session_key)
+
+
+def static_admin_fingerprint(username: str, password_hash: str) -> str:
+    """What a static admin's session remembers of the credentials it was opened with.
+
+    A new password (or username) changes it, so the sessions opened with the old one end at their next
+    request — the point of resetting a password that leaked. Keyed with SECRET_KEY: the session holds no
+    part of the hash itself.
+    """
+    return salted_hmac("pipeportal.static-admin-session", f"{username}\0{password_hash}").hexdigest()
 
 
 def start_portal_session(
@@ -64,6 +75,10 @@ def start_portal_session(
         "method": method,
         "kind": kind,
     }
+    if kind == ActorKind.STATIC_ADMIN:
+        request.session[SESSION_KEY]["credentials"] = static_admin_fingerprint(
+            project.static_admin_username, project.static_admin_password
+        )
     request.session.set_expiry(ttl)
     request.session.save()
     principal = Principal(
@@ -96,9 +111,26 @@ def start_portal_session(
     return principal
 
 
+def _static_admin_still_valid(data: dict) -> bool:
+    """A static admin's session lasts while the static admin is enabled with the same credentials."""
+    row = (
+        Project.objects.filter(pk=data.get("project"))
+        .values("static_admin_username", "static_admin_password", "static_admin_disabled")
+        .first()
+    )
+    if row is None or row["static_admin_disabled"]:
+        return False
+    expected = static_admin_fingerprint(row["static_admin_username"], row["static_admin_password"])
+    return constant_time_compare(data.get("credentials") or "", expected)
+
+
 def principal_from_session(request: HttpRequest) -> Principal | None:
     data = request.session.get(SESSION_KEY)
     if not data:
+        return None
+    if data.get("kind") == ActorKind.STATIC_ADMIN and not _static_admin_still_valid(data):
+        # The password was reset or the static admin disabled since this session began: it ends here.
+        logout(request)
         return None
     return Principal(
         project_id=data["project"],
@@ -136,12 +168,29 @@ def _failure_key(project_id: str, ip: str) -> str:
     return f"login-failures:{project_id}:{ip}"
 
 
+def _count_attempt(key: str) -> int:
+    """Add one to the attempts counted under `key` (atomically: Redis INCR) and answer the new count."""
+    window = settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW
+    if cache.add(key, 1, timeout=window):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
 def login_static_admin(request: HttpRequest, project: Project, username: str, password: str) -> Principal:
-    """Check the static admin's credentials, throttled per project and client address."""
+    """Check the static admin's credentials, throttled per project and client address.
+
+    The attempt is counted before the password is checked, in one atomic step: a burst of parallel
+    attempts cannot all read "4 failures so far" and all get a guess in.
+    """
     ip = client_ip(request)
     key = _failure_key(project.id, ip)
-    failures = cache.get(key, 0)
-    if failures >= settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
+    if project.static_admin_disabled:
+        raise InvalidInput("The static admin is disabled for this project; log in with SSO.")
+    if _count_attempt(key) > settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
         audit.record(
             None,
             "login.throttled",
@@ -152,14 +201,7 @@ def login_static_admin(request: HttpRequest, project: Project, username: str, pa
         )
         minutes = max(settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW // 60, 1)
         raise Throttled(f"Too many failed logins from your address. Try again in {minutes} minutes.")
-    if project.static_admin_disabled:
-        raise InvalidInput("The static admin is disabled for this project; log in with SSO.")
     if not check_static_admin_password(project, username, password):
-        if cache.add(key, 1, timeout=settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW) is False:
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW)
         audit.record(
             None,
             "login.failure",

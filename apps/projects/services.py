@@ -22,6 +22,14 @@ from .principal import Principal
 from .roles import Action, Resource
 
 
+def _check_length(value: str, model, field: str, what: str) -> str:
+    """Refuse text longer than its column: MySQL in strict mode would fail the write with a DataError."""
+    limit = model._meta.get_field(field).max_length
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters.", field=field)
+    return value
+
+
 def _validate_project_id(project_id: str) -> None:
     try:
         project_id_validator(project_id)
@@ -35,18 +43,24 @@ def create_project(
 ) -> tuple[Project, str, str]:
     """Create a project with a generated static admin. Returns (project, username, password)."""
     _validate_project_id(project_id)
+    _check_length(shared_sso_config, Project, "shared_sso_config", "The shared SSO config name")
+    exists = Conflict(f"Project {project_id!r} already exists.", field="id")
     if Project.objects.filter(pk=project_id).exists():
-        raise Conflict(f"Project {project_id!r} already exists.", field="id")
+        raise exists
     username = f"admin-{secrets.token_hex(3)}"
     password = new_secret(18)
-    project = Project.objects.create(
-        id=project_id,
-        description=description,
-        static_admin_username=username,
-        static_admin_password=make_password(password),
-        shared_sso_config=shared_sso_config,
-        git_webhook_secret=new_secret(24),
-    )
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                id=project_id,
+                description=description,
+                static_admin_username=username,
+                static_admin_password=make_password(password),
+                shared_sso_config=shared_sso_config,
+                git_webhook_secret=new_secret(24),
+            )
+    except IntegrityError:  # created by someone else since the check above
+        raise exists from None
     audit.record(
         principal,
         "project.create",
@@ -82,6 +96,7 @@ def update_project(
     if shared_sso_config is not None:
         if not shared_sso_config and project.static_admin_disabled:
             raise Conflict("Enable the static admin before detaching the SSO config: it is the last way in.")
+        _check_length(shared_sso_config, Project, "shared_sso_config", "The shared SSO config name")
         changes["shared_sso_config"] = shared_sso_config
     for name, value in changes.items():
         setattr(project, name, value)
@@ -96,6 +111,7 @@ def set_static_admin(principal: Principal, project: Project, *, username: str, p
     username = username.strip()
     if not username:
         raise InvalidInput("The static admin username must not be empty.", field="username")
+    _check_length(username, Project, "static_admin_username", "The static admin username")
     if len(password) < 12:
         raise InvalidInput("The static admin password must be at least 12 characters.", field="password")
     project.static_admin_username = username
@@ -153,11 +169,23 @@ def add_user_group(principal: Principal, project: Project, *, sso_group: str, ro
     sso_group = sso_group.strip()
     if not sso_group:
         raise InvalidInput("The SSO group must not be empty.", field="sso_group")
+    _check_length(sso_group, UserGroup, "sso_group", "The SSO group")
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}: expected one of {', '.join(Role.values)}.", field="role")
-    if UserGroup.objects.filter(project=project, sso_group=sso_group).exists():
-        raise Conflict(f"The SSO group {sso_group!r} is already mapped in this project.", field="sso_group")
-    group = UserGroup.objects.create(project=project, sso_group=sso_group, role=role)
+    # MySQL compares the names without regard to case (and the unique constraint does too), SQLite
+    # exactly: look the same way everywhere, and let the constraint settle a race.
+    taken = Conflict(
+        f"The SSO group {sso_group!r} is already mapped in this project (group names are compared without "
+        "regard to case).",
+        field="sso_group",
+    )
+    if UserGroup.objects.filter(project=project, sso_group__iexact=sso_group).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            group = UserGroup.objects.create(project=project, sso_group=sso_group, role=role)
+    except IntegrityError:
+        raise taken from None
     audit.record(
         principal,
         "user_group.add",
@@ -195,6 +223,7 @@ def create_api_key(principal: Principal, project: Project, *, name: str, role: s
     name = name.strip()
     if not name:
         raise InvalidInput("The API key name must not be empty.", field="name")
+    _check_length(name, APIKey, "name", "The API key name")
     if role not in APIKeyRole.values:
         raise InvalidInput(
             f"Unknown API key role {role!r}: expected one of {', '.join(APIKeyRole.values)}.", field="role"

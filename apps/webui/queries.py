@@ -112,12 +112,11 @@ def recent_deployments(application: Application, limit: int = 10) -> list[Deploy
     )
 
 
-def pipeds_for_application_form(project_id: str) -> list[Piped]:
-    return list(
-        Piped.objects.filter(project_id=project_id)
-        .only("id", "name", "disabled", "repositories", "platform_providers")
-        .order_by("name")
-    )
+def pipeds_for_application_form(project_id: str, *, with_suggestions: bool = False) -> list[Piped]:
+    fields = ["id", "name", "disabled", "repositories", "platform_providers"]
+    if with_suggestions:
+        fields.append("unregistered_apps")
+    return list(Piped.objects.filter(project_id=project_id).only(*fields).order_by("name"))
 
 
 # --- Deployments ----------------------------------------------------------------------------------------
@@ -257,14 +256,24 @@ MAX_LOG_BLOCKS = 2000
 
 
 def stage_log_blocks(stage: Stage, limit: int = MAX_LOG_BLOCKS) -> tuple[list[StageLogBlock], bool]:
-    """The stage's log of its latest try, oldest first; the last `limit` blocks and whether more exist."""
-    rows = list(
-        StageLogBlock.objects.filter(stage=stage, retried_count=stage.retried_count).order_by("-index")[
-            : limit + 1
-        ]
-    )
+    """The stage's log, every run of it, in (retried_count, index) order: the last `limit` blocks and
+    whether older ones were left out. One query on the (stage, retried_count, index) unique index."""
+    rows = list(StageLogBlock.objects.filter(stage=stage).order_by("-retried_count", "-index")[: limit + 1])
     truncated = len(rows) > limit
     return list(reversed(rows[:limit])), truncated
+
+
+def stage_log_tail(
+    stage: Stage, after: tuple[int, int] | None, limit: int = MAX_LOG_BLOCKS
+) -> tuple[list[StageLogBlock], bool]:
+    """The blocks after position `after` = (retried_count, index), oldest first, at most `limit`, and
+    whether more are waiting. One query on the same index, however long the log already is."""
+    queryset = StageLogBlock.objects.filter(stage=stage)
+    if after is not None:
+        run, index = after
+        queryset = queryset.filter(Q(retried_count__gt=run) | Q(retried_count=run, index__gt=index))
+    rows = list(queryset.order_by("retried_count", "index")[: limit + 1])
+    return rows[:limit], len(rows) > limit
 
 
 # --- Settings -------------------------------------------------------------------------------------------
@@ -282,6 +291,9 @@ def list_pipeds(project_id: str) -> list[Piped]:
             "last_heartbeat_at",
             "started_at",
             "stopped_at",
+            # The list's repository health summary.
+            "repositories",
+            "repository_status",
         )
         .order_by("name")
     )

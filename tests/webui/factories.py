@@ -167,3 +167,50 @@ def make_deployment(
         fields["most_recent_successful_deployment"] = deployment
     Application.objects.filter(pk=app.pk).update(**fields)
     return deployment
+
+
+def suggestion(repo_id: str, path: str, name: str, **extra) -> dict:
+    """An app config the piped found in Git that no application is registered for, as it reports one."""
+    return {
+        "repo_id": repo_id,
+        "path": path,
+        "config_filename": "app.pipecd.yaml",
+        "name": name,
+        "kind": "ECS",
+        "labels": {"env": "dev", "team": "web"},
+        "description": f"The {name} service",
+        **extra,
+    }
+
+
+def report_suggestions(piped: Piped, suggestions: list[dict]) -> Piped:
+    Piped.objects.filter(pk=piped.pk).update(unregistered_apps=suggestions)
+    piped.refresh_from_db()
+    return piped
+
+
+def report_repository_status(piped: Piped, statuses: dict[str, dict]) -> Piped:
+    Piped.objects.filter(pk=piped.pk).update(repository_status=statuses)
+    piped.refresh_from_db()
+    return piped
+
+
+def append_log(
+    stage: Stage, count: int, *, run: int = 0, start: int | None = None, text: str = "line"
+) -> None:
+    """`count` more log blocks of one run of the stage, as the piped appends them (one INSERT)."""
+    if start is None:
+        last = StageLogBlock.objects.filter(stage=stage, retried_count=run).order_by("-index").first()
+        start = last.index + 1 if last else 0
+    now = timezone.now()
+    StageLogBlock.objects.bulk_create(
+        StageLogBlock(
+            stage=stage,
+            retried_count=run,
+            index=start + i,
+            severity=LogSeverity.INFO,
+            log=f"{text} {start + i}",
+            created_at=now,
+        )
+        for i in range(count)
+    )

@@ -4,10 +4,13 @@ Secrets (a piped key, an API key) are rendered once in the POST response itself,
 a redirect, the session or a message, and the response is marked no-store.
 """
 
+from urllib.parse import urlencode
+
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -32,6 +35,7 @@ from ..forms import (
     UserGroupForm,
     apply_domain_error,
 )
+from ..pipeds import health_summary, piped_state, repository_health, suggestions_of
 from .common import current_project, form_status, portal_view, render_page
 
 
@@ -89,7 +93,9 @@ def project_settings(request: HttpRequest, principal: Principal) -> HttpResponse
                 "allow_stray_as_viewer": project.allow_stray_as_viewer,
             }
         )
-    webhook_url = f"{django_settings.PIPEPORTAL_BASE_URL}/webhooks/git?project={project.id}"
+    webhook_url = (
+        f"{django_settings.PIPEPORTAL_BASE_URL}{reverse('git-webhook')}?{urlencode({'project': project.id})}"
+    )
     context = {"project": project, "form": form, "webhook_url": webhook_url, "tab": "project"}
     return render_page(request, "webui/settings/project.html", context, status=status, no_store=True)
 
@@ -110,7 +116,11 @@ def webhook_secret_rotate(request: HttpRequest, principal: Principal) -> HttpRes
 @require_GET
 def piped_list(request: HttpRequest, principal: Principal) -> HttpResponse:
     principal.authorize(Resource.PIPED, Action.LIST)
-    context = {"pipeds": queries.list_pipeds(principal.project_id), "tab": "pipeds"}
+    rows = [
+        {"piped": piped, "state": piped_state(piped), "health": health_summary(piped)}
+        for piped in queries.list_pipeds(principal.project_id)
+    ]
+    context = {"rows": rows, "tab": "pipeds"}
     return render_page(request, "webui/settings/pipeds.html", context)
 
 
@@ -162,6 +172,9 @@ def _piped_page(
     keys = list(piped.keys.all())
     context = {
         "piped": piped,
+        "state": piped_state(piped),
+        "repositories": repository_health(piped),
+        "suggestions": suggestions_of([piped]),
         "keys": keys,
         "can_add_key": len(keys) < MAX_PIPED_KEYS,
         "max_keys": MAX_PIPED_KEYS,

@@ -7,7 +7,7 @@ from apps.deployments.api import commands_router
 from apps.deployments.api import router as deployments_router
 from apps.pipeds.api import router as pipeds_router
 
-from .api_support import APIKeyAuth, install_error_handlers
+from .api_support import APIKeyAuth, StrictJSONParser, install_error_handlers
 
 api = NinjaAPI(
     title="PipePortal API",
@@ -19,6 +19,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     docs_url="/docs",
     auth=APIKeyAuth(),
+    parser=StrictJSONParser(),
 )
 install_error_handlers(api)
 

@@ -3,7 +3,7 @@
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +12,7 @@ from django.db.models.fields.json import KeyTransform
 from django.http import HttpRequest, HttpResponse
 from ninja import Query
 from ninja.errors import HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security.apikey import APIKeyHeader
 from pydantic import BaseModel
 
@@ -29,6 +30,41 @@ MAX_LABEL_FILTERS = 10
 LABELS_QUERY = Query(None, description="key:value; repeat for several (all must match).")
 LIMIT_QUERY = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
 BAD_CURSOR = "cursor is not one this API handed out; start again without it."
+# Cursors this API hands out stay under ~1,700 characters (a 100-character name of escaped emoji);
+# anything much longer was not made here.
+MAX_CURSOR_LENGTH = 4096
+
+
+class NotUnicodeText(ValueError):
+    """A JSON string holds a lone surrogate (`"\\ud800"`): valid JSON, but no text a database can store."""
+
+
+def check_text(data: Any) -> Any:
+    """`data` if every string in it (keys too) is encodable Unicode; NotUnicodeText otherwise.
+
+    Iterative: json.loads already bounds the nesting, this walk must not add a recursion limit of its own.
+    """
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotUnicodeText(item) from None
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return data
+
+
+class StrictJSONParser(Parser):
+    """JSON bodies whose strings can be stored: a lone surrogate is a 400, not a 500 at the database."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return check_text(json.loads(request.body))
 
 
 class APIKeyAuth(APIKeyHeader):
@@ -102,6 +138,16 @@ def install_error_handlers(api) -> None:
             return _error(api, request, 400, detail)
         if isinstance(cause, UnicodeDecodeError):
             return _error(api, request, 400, "The request body is not UTF-8 text.")
+        if isinstance(cause, NotUnicodeText):
+            return _error(
+                api,
+                request,
+                400,
+                "The request body holds a string that is not valid Unicode (a lone surrogate escape such as "
+                "\\ud800).",
+            )
+        if isinstance(cause, RecursionError):
+            return _error(api, request, 400, "The request body is nested too deeply.")
         if exc.status_code == 401:
             # Never say whether the header, the key id or the secret was wrong.
             response = _error(api, request, 401, "Unauthorized: send `Authorization: API-KEY <key>`.")
@@ -126,20 +172,26 @@ def encode_cursor(values: list[Any]) -> str:
 def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
     if not cursor:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        values = None
+    values = None
+    if len(cursor) <= MAX_CURSOR_LENGTH:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            values = check_text(json.loads(base64.urlsafe_b64decode(padded.encode()).decode()))
+        except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+            values = None
     if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
         raise InvalidInput(BAD_CURSOR, field="cursor")
     return values
 
 
 def cursor_datetime(value: str) -> datetime:
+    """A cursor's time: with a time zone (the API writes UTC), and one the database can compare."""
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(BAD_CURSOR, field="cursor") from None
 
 

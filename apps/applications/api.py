@@ -43,8 +43,15 @@ class StrictSchema(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+# The columns' lengths (MySQL refuses longer text); name and labels are checked by the service.
+PLATFORM_PROVIDER_LENGTH = Application._meta.get_field("platform_provider").max_length
+REPO_ID_LENGTH = Application._meta.get_field("repo_id").max_length
+PATH_LENGTH = Application._meta.get_field("path").max_length
+CONFIG_FILENAME_LENGTH = Application._meta.get_field("config_filename").max_length
+
+
 class RepoIn(StrictSchema):
-    id: str
+    id: str = Field(max_length=REPO_ID_LENGTH)
     # Accepted for PipeCD compatibility; the piped's config says where the repository lives.
     remote: str = ""
     branch: str = ""
@@ -52,8 +59,8 @@ class RepoIn(StrictSchema):
 
 class GitPathIn(StrictSchema):
     repo: RepoIn
-    path: str
-    config_filename: str = DEFAULT_CONFIG_FILENAME
+    path: str = Field(max_length=PATH_LENGTH)
+    config_filename: str = Field(DEFAULT_CONFIG_FILENAME, max_length=CONFIG_FILENAME_LENGTH)
     url: str = ""
 
 
@@ -63,7 +70,7 @@ class ApplicationIn(StrictSchema):
     name: str
     piped_id: str
     kind: Kind = ApplicationKind.ECS.value
-    platform_provider: str
+    platform_provider: str = Field(max_length=PLATFORM_PROVIDER_LENGTH)
     git_path: GitPathIn
     description: str = ""
     labels: dict[str, str] | None = None
@@ -74,7 +81,7 @@ class ApplicationPatch(StrictSchema):
 
     name: str | None = None
     piped_id: str | None = None
-    platform_provider: str | None = None
+    platform_provider: str | None = Field(None, max_length=PLATFORM_PROVIDER_LENGTH)
     description: str | None = None
     labels: dict[str, str] | None = None
     kind: Kind | None = None

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
 
-from apps.core.errors import InvalidInput
+from apps.core.errors import InvalidInput, NotFound
 from apps.projects.roles import Action, Resource
 from pipeportal.api_support import (
     LABELS_QUERY,
@@ -187,6 +187,18 @@ def stages_of(deployment_ids: list) -> dict:
     return by_deployment
 
 
+def stage_of(deployment: Deployment, stage_id: str) -> Stage:
+    """The stage named exactly `stage_id`.
+
+    MySQL compares stage ids without regard to case or trailing spaces: `APPROVAL` would find `approval`,
+    and the command recorded for it would name a stage the piped does not know.
+    """
+    stage = services.get_stage(deployment, stage_id)
+    if stage.stage_id != stage_id:
+        raise NotFound(f"Stage {stage_id!r} not found in this deployment.")
+    return stage
+
+
 def deployment_out(deployment: Deployment, stages: list[dict]) -> dict:
     return {
         "id": str(deployment.id),
@@ -305,7 +317,7 @@ def approve_stage(request: HttpRequest, deployment_id: str, stage_id: str):
     """The key approves as `apikey:<name>`; 403 when the stage lists approvers and that is not one."""
     principal = principal_of(request)
     deployment = services.get_deployment(principal, deployment_id, Action.UPDATE)
-    command = services.approve_stage(principal, deployment, stage_id)
+    command = services.approve_stage(principal, deployment, stage_of(deployment, stage_id).stage_id)
     return {"command_id": str(command.id)}
 
 
@@ -317,7 +329,7 @@ def approve_stage(request: HttpRequest, deployment_id: str, stage_id: str):
 def skip_stage(request: HttpRequest, deployment_id: str, stage_id: str):
     principal = principal_of(request)
     deployment = services.get_deployment(principal, deployment_id, Action.UPDATE)
-    command = services.skip_stage(principal, deployment, stage_id)
+    command = services.skip_stage(principal, deployment, stage_of(deployment, stage_id).stage_id)
     return {"command_id": str(command.id)}
 
 
@@ -339,7 +351,7 @@ def stage_logs(
 ):
     """Log blocks in order. To follow a running stage, poll with `after_index` = the last index seen."""
     deployment = services.get_deployment(principal_of(request), deployment_id)
-    stage = services.get_stage(deployment, stage_id)
+    stage = stage_of(deployment, stage_id)
     run = stage.retried_count if retried_count is None else retried_count
     after = decode_cursor(cursor, 1)
     queryset = StageLogBlock.objects.filter(stage=stage, retried_count=run)

@@ -3,10 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict
 
+from apps.pipelineconfig.types import mask_url_credentials
 from apps.projects.roles import Action, Resource
 from apps.projects.services import get_project
 from pipeportal.api_support import (
@@ -60,6 +61,13 @@ class PipedPage(BaseModel):
     next_cursor: str | None = None
 
 
+def _repository_out(repository: Any) -> Any:
+    """A repository as the piped reported it, minus any credential written into its remote URL."""
+    if isinstance(repository, dict) and isinstance(repository.get("remote"), str):
+        return {**repository, "remote": mask_url_credentials(repository["remote"])}
+    return repository
+
+
 def piped_out(piped: Piped) -> dict:
     return {
         "id": str(piped.id),
@@ -69,7 +77,7 @@ def piped_out(piped: Piped) -> dict:
         "status": piped.status,
         "disabled": piped.disabled,
         "version": piped.version,
-        "repositories": piped.repositories or [],
+        "repositories": [_repository_out(r) for r in piped.repositories or []],
         "platform_providers": piped.platform_providers or [],
         "started_at": piped.started_at,
         "last_heartbeat_at": piped.last_heartbeat_at,
@@ -96,8 +104,9 @@ def list_pipeds(
 
 
 @router.post("", response={201: RegisteredPipedOut, **ERRORS}, summary="Register a piped")
-def register_piped(request: HttpRequest, payload: PipedIn):
+def register_piped(request: HttpRequest, payload: PipedIn, response: HttpResponse):
     """READ_WRITE keys only. The key is in this answer and nowhere else: store it now."""
+    response["Cache-Control"] = "no-store"
     principal = principal_of(request)
     piped, key = services.register_piped(
         principal, get_project(principal.project_id), name=payload.name, description=payload.description

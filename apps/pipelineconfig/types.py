@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Union
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -52,6 +53,33 @@ def suggest(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str:
     same_but_case = [c for c in choices if c.lower() == word.lower() and c != word]
     match = same_but_case or difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def mask_url_credentials(url: str) -> str:
+    """`https://user:token@host/x` -> `https://user:******@host/x`.
+
+    A Git remote or an address may carry a credential in its user part. Over HTTP(S) a user without a
+    password is usually a token itself (GitHub takes `https://<token>@github.com/...`), so it is masked
+    too; an SSH user (`ssh://git@host/...`) names an account, not a secret, and stays.
+    """
+    if not isinstance(url, str) or "@" not in url or "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        username = parts.username
+    except ValueError:
+        return MASK
+    if username is None and password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    if password is not None:
+        userinfo = f"{username}:{MASK}"
+    elif parts.scheme.lower() in ("http", "https"):
+        userinfo = MASK
+    else:
+        return url
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
 
 
 # --- Durations ------------------------------------------------------------------------------------------

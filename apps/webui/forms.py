@@ -8,6 +8,7 @@ from apps.deployments.choices import DeploymentStatus, SyncStrategy
 from apps.projects.choices import APIKeyRole, Role
 
 from . import queries
+from .pipeds import Suggestion
 
 MAX_LABELS_TEXT = 5000
 
@@ -109,64 +110,191 @@ class AuditFilterForm(forms.Form):
 # --- Applications ---------------------------------------------------------------------------------------
 
 
-class ApplicationForm(forms.Form):
-    """Add an application: where its config lives (fixed for good) and what it is called."""
+SUGGESTION_FIELDS = ("repo_id", "path", "config_filename", "name", "labels", "description")
 
-    name = forms.CharField(max_length=100)
-    piped = forms.ChoiceField(help_text="The piped that deploys it.")
-    repo_id = forms.ChoiceField(label="Repository", help_text="As reported by the piped.")
+
+def suggestion_values(suggestion: Suggestion) -> dict[str, str]:
+    """What choosing a suggestion fills in, as the form's text values."""
+    return {
+        "piped": suggestion.piped_id,
+        "suggestion": suggestion.key,
+        "repo_id": suggestion.repo_id,
+        "path": suggestion.path,
+        "config_filename": suggestion.config_filename,
+        "name": suggestion.name,
+        "kind": suggestion.kind if suggestion.kind in ApplicationKind.values else ApplicationKind.ECS,
+        "labels": labels_text(suggestion.labels),
+        "description": suggestion.description,
+    }
+
+
+class ApplicationForm(forms.Form):
+    """Add an application: where its config lives (fixed for good) and what it is called.
+
+    The piped, its repository and its platform provider are chosen from what the piped reported, never
+    typed. A suggestion (an app config the piped found in Git) fills in the rest: on a GET with
+    `fill=suggestion` it replaces what was typed; on a POST it fills only the fields left empty, so the form
+    also works without JavaScript (pick a suggestion, submit).
+    """
+
+    piped = forms.ChoiceField(
+        help_text="The piped that deploys it.",
+        error_messages={"required": "Choose the piped that deploys it."},
+    )
+    suggestion = forms.CharField(
+        required=False,
+        label="Found in Git",
+        widget=forms.Select,
+        help_text="An app config the piped found that no application is registered for. Empty fields are "
+        "taken from it.",
+    )
+    repo_id = forms.CharField(
+        label="Repository",
+        widget=forms.Select,
+        help_text="As reported by the piped.",
+        error_messages={"required": "Choose one of the piped's repositories."},
+    )
     path = forms.CharField(
         max_length=500,
         help_text="Directory of the app config inside the repository, e.g. services/api.",
     )
     config_filename = forms.CharField(max_length=200, initial=DEFAULT_CONFIG_FILENAME, label="Config file")
-    platform_provider = forms.ChoiceField(label="Platform provider")
+    platform_provider = forms.CharField(
+        label="Platform provider",
+        widget=forms.Select,
+        error_messages={"required": "Choose one of the piped's platform providers."},
+    )
     kind = forms.ChoiceField(choices=ApplicationKind.choices, initial=ApplicationKind.ECS)
+    name = forms.CharField(max_length=100)
     labels = LabelsField()
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, pipeds, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *, pipeds, suggestions=(), **kwargs):
         self.pipeds = {str(p.id): p for p in pipeds if not p.disabled}
-        # A bound form accepts any piped's repositories so that clean() can name a mismatch; an unbound
-        # one with a chosen piped (what htmx asks for) offers only that piped's.
-        selected = None if self.is_bound else self.initial.get("piped")
-        shown = [self.pipeds[selected]] if selected in self.pipeds else list(self.pipeds.values())
+        self.suggestions = {s.key: s for s in suggestions if s.piped_id in self.pipeds}
+        if data is not None:
+            data = self._fill_from_suggestion(data)
+        super().__init__(data, **kwargs)
+        chosen = self.data.get("piped") if self.is_bound else self.initial.get("piped")
+        self.selected_piped = self.pipeds.get(chosen or "")
+        # Without a chosen piped (or without JavaScript) every piped's choices are offered, grouped by
+        # piped; once one is chosen, only its own. The POST is checked against the chosen piped in clean().
+        shown = [self.selected_piped] if self.selected_piped else list(self.pipeds.values())
         self.fields["piped"].choices = [("", "Choose a piped")] + [
             (pid, p.name) for pid, p in self.pipeds.items()
         ]
-        # Without JavaScript every piped's repositories are offered, grouped by piped; with htmx the
-        # form is re-rendered for the chosen piped only.
-        self.fields["repo_id"].choices = [("", "Choose a repository")] + [
-            (p.name, [(r, r) for r in _repo_ids(p)]) for p in shown if _repo_ids(p)
+        self.fields["repo_id"].widget.choices = [
+            ("", "Choose a repository"),
+            *_grouped(shown, lambda p: [(r, r) for r in reported_repo_ids(p)]),
         ]
-        self.fields["platform_provider"].choices = [("", "Choose a platform provider")] + [
-            (p.name, [(n, label) for n, label in _providers(p)]) for p in shown if _providers(p)
+        self.fields["platform_provider"].widget.choices = [
+            ("", "Choose a platform provider"),
+            *_grouped(shown, reported_providers),
         ]
+        offered = [s for s in self.suggestions.values() if s.piped_id in {str(p.id) for p in shown}]
+        self.fields["suggestion"].widget.choices = [
+            ("", "None: enter the location below"),
+            *_grouped(shown, lambda p: [(s.key, s.label) for s in offered if s.piped_id == str(p.id)]),
+        ]
+        self.offered_suggestions = offered
+
+    def _fill_from_suggestion(self, data):
+        suggestion = self.suggestions.get(data.get("suggestion") or "")
+        if suggestion is None or (data.get("piped") and data.get("piped") != suggestion.piped_id):
+            return data  # clean() names the problem
+        data = data.copy()
+        for name, value in suggestion_values(suggestion).items():
+            if not (data.get(name) or "").strip():
+                data[name] = value
+        return data
+
+    @property
+    def has_reported_repositories(self) -> bool:
+        shown = [self.selected_piped] if self.selected_piped else self.pipeds.values()
+        return any(reported_repo_ids(p) for p in shown)
 
     def clean(self):
         data = super().clean()
         piped = self.pipeds.get(data.get("piped") or "")
         if piped is None:
             return data
+        key = data.get("suggestion")
+        if key:
+            suggestion = self.suggestions.get(key)
+            if suggestion is None:
+                self.add_error(
+                    "suggestion",
+                    "This suggestion is not offered any more: the application may have been added already, "
+                    "or the piped no longer finds its config.",
+                )
+            elif suggestion.piped_id != str(piped.id):
+                self.add_error(
+                    "suggestion",
+                    f"This suggestion was found by piped {suggestion.piped_name}, not by {piped.name}: "
+                    "choose that piped or another suggestion.",
+                )
         repo_id = data.get("repo_id")
-        if repo_id and repo_id not in _repo_ids(piped):
-            self.add_error("repo_id", f"Piped {piped.name} does not watch repository {repo_id!r}.")
+        repos = reported_repo_ids(piped)
+        if repo_id and repo_id not in repos:
+            if repos:
+                known = ", ".join(repos)
+                message = f"Piped {piped.name} does not report a repository {repo_id!r}; it reports: {known}."
+            else:
+                message = (
+                    f"Piped {piped.name} has not reported any repository yet: it lists them when it starts."
+                )
+            self.add_error("repo_id", message)
         provider = data.get("platform_provider")
-        if provider and provider not in {n for n, _ in _providers(piped)}:
+        providers = [n for n, _ in reported_providers(piped)]
+        if provider and provider not in providers:
+            known = ", ".join(providers) or "none reported yet"
             self.add_error(
-                "platform_provider", f"Piped {piped.name} has no platform provider named {provider!r}."
+                "platform_provider",
+                f"Piped {piped.name} has no platform provider named {provider!r} (it reports: {known}).",
             )
         return data
 
 
-def _repo_ids(piped) -> list[str]:
+def application_form_initial(query, pipeds, suggestions: list[Suggestion]) -> tuple[dict, str]:
+    """The add form's values for a GET: what was typed so far (htmx sends it when the piped or the
+    suggestion changes), a suggestion's values when one was just picked, and the piped's only repository
+    or provider when it has just one. Answers the values and a note for the person, if any."""
+    initial = {k: v for k, v in query.items() if k in ApplicationForm.base_fields}
+    note = ""
+    by_key = {s.key: s for s in suggestions}
+    chosen = by_key.get(initial.get("suggestion") or "")
+    if initial.get("suggestion") and chosen is None:
+        initial.pop("suggestion")
+        note = (
+            "That suggestion is not offered any more: the application may have been added already, or the "
+            "piped no longer finds its config."
+        )
+    elif chosen is not None and query.get("fill") == "suggestion":
+        initial.update(suggestion_values(chosen))
+    elif chosen is not None and initial.get("piped") not in ("", None, chosen.piped_id):
+        initial.pop("suggestion")  # the person switched to another piped
+    piped = next((p for p in pipeds if str(p.id) == initial.get("piped") and not p.disabled), None)
+    if piped is not None:
+        repos = reported_repo_ids(piped)
+        if initial.get("repo_id") not in repos:
+            initial["repo_id"] = repos[0] if len(repos) == 1 else ""
+        providers = [n for n, _ in reported_providers(piped)]
+        if initial.get("platform_provider") not in providers:
+            initial["platform_provider"] = providers[0] if len(providers) == 1 else ""
+    return initial, note
+
+
+def _grouped(pipeds, options) -> list:
+    return [(p.name, choices) for p in pipeds if (choices := options(p))]
+
+
+def reported_repo_ids(piped) -> list[str]:
     return [
         str(r.get("repo_id") or r.get("id") or "") for r in piped.repositories or [] if isinstance(r, dict)
     ]
 
 
-def _providers(piped) -> list[tuple[str, str]]:
+def reported_providers(piped) -> list[tuple[str, str]]:
     providers = []
     for p in piped.platform_providers or []:
         if isinstance(p, dict) and p.get("name"):

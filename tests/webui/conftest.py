@@ -12,7 +12,7 @@ from apps.projects.principal import system_principal
 from apps.projects.services import add_user_group, create_api_key
 from tests.accounts.helpers import oidc_env_config
 
-from .factories import make_deployment, report_piped
+from .factories import make_deployment, report_piped, report_suggestions, suggestion
 
 
 @pytest.fixture
@@ -26,6 +26,8 @@ def world(project, other_project, piped, application, clients, settings):
     project.shared_sso_config = "corp-sso"
     project.save(update_fields=["shared_sso_config"])
     report_piped(piped)
+    # An app config the piped found in Git that is not registered yet: "add from a suggestion".
+    report_suggestions(piped, [suggestion("infra", "services/found", "found-app")])
     rotating, _ = register_piped(system, project, name="piped-rotating")
     add_piped_key(system, rotating)
     report_piped(rotating)
@@ -65,5 +67,6 @@ def world(project, other_project, piped, application, clients, settings):
         group=group,
         api_key=api_key,
         other_piped=other_piped,
+        suggestion_key=f"{piped.id}:infra:services/found/app.pipecd.yaml",
         clients=clients,
     )

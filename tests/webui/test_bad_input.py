@@ -38,8 +38,9 @@ def add_form(world, **overrides):
         ({"kind": "KUBERNETES"}, 400, "not deployed by PipePortal yet"),
         ({"piped": str(uuid.uuid4())}, 400, "Select a valid choice"),
         ({"piped": "not-a-uuid"}, 400, "Select a valid choice"),
-        ({"repo_id": "unknown-repo"}, 400, "Select a valid choice"),
-        ({"platform_provider": "gke"}, 400, "Select a valid choice"),
+        ({"repo_id": "unknown-repo"}, 400, "does not report a repository &#x27;unknown-repo&#x27;"),
+        ({"repo_id": ""}, 400, "Choose one of the piped&#x27;s repositories"),
+        ({"platform_provider": "gke"}, 400, "has no platform provider named &#x27;gke&#x27;"),
         ({"labels": "env dev"}, 400, "expected key: value"),
         ({"name": ""}, 400, "This field is required"),
         ({"name": "x" * 101}, 400, "at most 100 characters"),
@@ -64,7 +65,9 @@ def test_it_names_the_piped_when_its_repository_does_not_match(world):
         reverse("webui:application_add"), add_form(world, repo_id="elsewhere")
     )
     assert response.status_code == 400
-    assert "does not watch repository" in response.content.decode()
+    assert "does not report a repository &#x27;elsewhere&#x27;; it reports: manifests, infra" in (
+        response.content.decode()
+    )
     assert demo_state() == before
 
 

@@ -18,9 +18,11 @@ from ..forms import (
     ApplicationFilterForm,
     ApplicationForm,
     SyncForm,
+    application_form_initial,
     apply_domain_error,
     labels_text,
 )
+from ..pipeds import suggestions_of
 from .common import current_project, form_status, portal_view, render_page
 
 PAGE_SIZE = 50
@@ -59,7 +61,19 @@ def application_list(request: HttpRequest, principal: Principal) -> HttpResponse
         page.object_list = queries.applications_by_id(list(page.object_list))
     waiting = queries.waiting_for_approval([app.most_recent_deployment_id for app in page or []])
     filtered = any(request.GET.get(name) for name in form.fields)
-    context = {"form": form, "page": page, "filtered": filtered, "waiting": waiting}
+    suggestions = []
+    if principal.can(Resource.APPLICATION, Action.CREATE):
+        # App configs the pipeds found in Git that nobody added yet: two queries, whatever their number.
+        suggestions = suggestions_of(
+            queries.pipeds_for_application_form(principal.project_id, with_suggestions=True)
+        )
+    context = {
+        "form": form,
+        "page": page,
+        "filtered": filtered,
+        "waiting": waiting,
+        "suggestion_count": len(suggestions),
+    }
     return render_page(request, "webui/applications/list.html", context, status=form_status(form))
 
 
@@ -68,10 +82,11 @@ def application_list(request: HttpRequest, principal: Principal) -> HttpResponse
 def application_add(request: HttpRequest, principal: Principal) -> HttpResponse:
     principal.authorize(Resource.APPLICATION, Action.CREATE)
     project = current_project(principal)
-    pipeds = queries.pipeds_for_application_form(project.id)
-    status = 200
+    pipeds = queries.pipeds_for_application_form(project.id, with_suggestions=True)
+    suggestions = suggestions_of(pipeds)
+    status, note = 200, ""
     if request.method == "POST":
-        form = ApplicationForm(request.POST, pipeds=pipeds)
+        form = ApplicationForm(request.POST, pipeds=pipeds, suggestions=suggestions)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -96,10 +111,11 @@ def application_add(request: HttpRequest, principal: Principal) -> HttpResponse:
         else:
             status = 400
     else:
-        # htmx re-renders the form when the piped changes, sending what was typed so far: keep it.
-        initial = {k: v for k, v in request.GET.items() if k in ApplicationForm.base_fields}
-        form = ApplicationForm(initial=initial, pipeds=pipeds)
-    context = {"form": form, "pipeds": pipeds}
+        # htmx re-renders the form when the piped or the suggestion changes, sending what was typed so far:
+        # keep it. Links from a piped's page and the applications list pick a suggestion the same way.
+        initial, note = application_form_initial(request.GET, pipeds, suggestions)
+        form = ApplicationForm(initial=initial, pipeds=pipeds, suggestions=suggestions)
+    context = {"form": form, "pipeds": pipeds, "note": note}
     return render_page(request, "webui/applications/add.html", context, status=status)
 
 

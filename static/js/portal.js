@@ -63,4 +63,27 @@
   }
 
   window.setInterval(refreshTimes, 30000);
+
+  // Stage logs: new lines are appended by the log's tail poll; the pane follows them unless the person
+  // scrolled up to read, and a pane that just appeared (page load, another stage) starts at its end.
+  function nearBottom(pane) {
+    return pane.scrollHeight - pane.scrollTop - pane.clientHeight < 24;
+  }
+
+  function followLogs(root) {
+    if (!root || !root.querySelectorAll) return;
+    var panes = root.matches && root.matches(".log[data-follow]") ? [root] : root.querySelectorAll(".log[data-follow]");
+    for (var i = 0; i < panes.length; i++) panes[i].scrollTop = panes[i].scrollHeight;
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var pane = event.detail.target;
+    if (!pane || !pane.matches || !pane.matches(".log[data-follow]")) return;
+    if (nearBottom(pane)) {
+      window.setTimeout(function () { pane.scrollTop = pane.scrollHeight; }, 0);
+    }
+  });
+
+  document.addEventListener("htmx:load", function (event) { followLogs(event.detail.elt); });
+  followLogs(document);
 })();

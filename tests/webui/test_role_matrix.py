@@ -55,6 +55,12 @@ CASES = [
     Case("home", "get", page("home"), allowed(302, 302, 302, 302)),
     Case("applications", "get", page("applications"), EVERYONE),
     Case("application_add form", "get", page("application_add"), allowed(200, 200, 403, 200)),
+    Case(
+        "application_add form from a suggestion",
+        "get",
+        lambda w: reverse("webui:application_add") + f"?suggestion={w.suggestion_key}&fill=suggestion",
+        allowed(200, 200, 403, 200),
+    ),
     Case("application", "get", page("application", APP), MEMBERS_ONLY),
     Case("application_edit form", "get", page("application_edit", APP), allowed(200, 200, 403, 404)),
     Case("deployments", "get", page("deployments"), EVERYONE),
@@ -66,6 +72,12 @@ CASES = [
         MEMBERS_ONLY,
     ),
     Case("stage_logs", "get", page("stage_logs", WAITING, "approve"), MEMBERS_ONLY),
+    Case(
+        "stage_logs tail fragment",
+        "get",
+        lambda w: reverse("webui:stage_logs", args=[w.waiting.id, "approve"]) + "?after=0.1",
+        MEMBERS_ONLY,
+    ),
     Case("settings_project", "get", page("settings_project"), EVERYONE),
     Case("settings_pipeds", "get", page("settings_pipeds"), EVERYONE),
     Case("settings_piped_add form", "get", page("settings_piped_add"), allowed(200, 403, 403, 200)),
@@ -91,6 +103,19 @@ CASES = [
             "platform_provider": "ecs-dev",
             "kind": "ECS",
             "labels": "env: dev",
+        },
+    ),
+    Case(
+        "application_add from a suggestion",
+        "post",
+        page("application_add"),
+        # The outsider's form has no demo piped and no demo suggestion to choose.
+        allowed(302, 302, 403, 400),
+        data=lambda w: {
+            "piped": str(w.piped.id),
+            "suggestion": w.suggestion_key,
+            "platform_provider": "ecs-dev",
+            "kind": "ECS",
         },
     ),
     Case(

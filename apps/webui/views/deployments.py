@@ -1,13 +1,15 @@
 """Deployments: the list, the deployment page with its live pipeline, and approve / skip / cancel."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, InvalidInput
 from apps.deployments import services
 from apps.deployments.choices import (
     DEPLOYMENT_TERMINAL,
@@ -15,19 +17,23 @@ from apps.deployments.choices import (
     WAIT_APPROVAL,
     CommandStatus,
     CommandType,
-    DeploymentStatus,
     StageStatus,
 )
 from apps.deployments.models import Command, Deployment, Stage
+from apps.ops.housekeeping import DETAILS_PRUNED_KEY
 from apps.projects.principal import Principal
 from apps.projects.roles import Action, Resource
 
 from .. import queries
 from ..forms import CancelForm, DeploymentFilterForm
+from ..pipeds import parse_time
+from ..templatetags.stagelogs import log_cursor
 from .common import form_status, portal_view, render_page
 
 # How often a running deployment's page asks for fresh fragments.
 POLL_SECONDS = 2
+# How long after a stage ended its log tail still looks for late lines.
+LOG_GRACE_SECONDS = 5
 
 
 @portal_view
@@ -129,14 +135,11 @@ def _deployment_context(request: HttpRequest, principal: Principal, deployment: 
             may_update and stage.name in services.SKIPPABLE_STAGES and stage.status == StageStatus.RUNNING
         )
         views.append(view)
-    # The forward pipeline is drawn left to right; rollback stages appear once they matter.
-    rolling_back = deployment.status == DeploymentStatus.ROLLING_BACK
-    pipeline = [v for v in views if v.stage.visible and not v.stage.rollback]
-    rollback = [
-        v
-        for v in views
-        if v.stage.rollback and (rolling_back or v.stage.status != StageStatus.NOT_STARTED_YET)
-    ]
+    # The forward pipeline is drawn left to right; hidden stages (the planner's rollback stages) appear once
+    # they start, the rollback ones under it.
+    shown = [v for v in views if v.stage.visible or v.stage.status != StageStatus.NOT_STARTED_YET]
+    pipeline = [v for v in shown if not v.stage.rollback]
+    rollback = [v for v in shown if v.stage.rollback]
     selected = _selected_stage([v.stage for v in pipeline + rollback], request.GET.get("stage", ""))
     completed = deployment.status in DEPLOYMENT_TERMINAL
     pending_cancel = [
@@ -160,12 +163,45 @@ def _deployment_context(request: HttpRequest, principal: Principal, deployment: 
 
 
 def _log_is_live(deployment: Deployment, stage: Stage | None) -> bool:
-    """Whether the stage's log may still grow, so its fragment keeps polling."""
-    return (
-        stage is not None
-        and deployment.status not in DEPLOYMENT_TERMINAL
-        and stage.status not in STAGE_TERMINAL
+    """Whether the stage's log may still grow, so its tail keeps polling.
+
+    A few seconds after the stage ends the tail still looks once more: the piped sends the last lines
+    before the final status, but a retried batch may come just after it.
+    """
+    if stage is None:
+        return False
+    if deployment.status not in DEPLOYMENT_TERMINAL and stage.status not in STAGE_TERMINAL:
+        return True
+    ended = stage.completed_at or deployment.completed_at
+    return ended is not None and timezone.now() - ended < timedelta(seconds=LOG_GRACE_SECONDS)
+
+
+def _log_context(deployment: Deployment, stage: Stage | None) -> dict:
+    """The selected stage's log for a page or the live fragment: its last blocks and where the tail goes on."""
+    blocks, truncated = queries.stage_log_blocks(stage) if stage is not None else ([], False)
+    return {
+        "log_blocks": blocks,
+        "log_truncated": truncated,
+        "log_cursor": log_cursor(blocks[-1]) if blocks else "start",
+        "log_live": _log_is_live(deployment, stage),
+    }
+
+
+def _parse_log_cursor(value: str) -> tuple[int, int] | None:
+    """`start`, or `<retried_count>.<index>` of the last block the page has."""
+    if value == "start":
+        return None
+    run, dot, index = value.partition(".")
+    if dot and run.isdigit() and index.isdigit() and len(value) <= 24:
+        return int(run), int(index)
+    raise InvalidInput(
+        f"after={value!r}: expected 'start' or <run>.<index> of the last line shown, e.g. 0.41."
     )
+
+
+def pruned_at(deployment: Deployment):
+    """When retention removed the deployment's stages and logs (None while they are kept)."""
+    return parse_time((deployment.metadata or {}).get(DETAILS_PRUNED_KEY))
 
 
 def _deployment_page(
@@ -174,14 +210,14 @@ def _deployment_page(
     context = _deployment_context(request, principal, deployment)
     selected = context["selected"]
     context["log_live"] = _log_is_live(deployment, selected)
+    context["details_pruned_at"] = pruned_at(deployment)
     if request.GET.get("fragment") == "live" and request.method == "GET":
         # When the stage the page follows has moved on, the new stage's log comes along out of band.
         if selected is not None and selected.stage_id != request.GET.get("shown"):
             context["log_oob"] = True
-            context["log_blocks"], context["log_truncated"] = queries.stage_log_blocks(selected)
+            context.update(_log_context(deployment, selected))
         return render_page(request, "webui/deployments/_live.html", context, status=status)
-    if selected is not None:
-        context["log_blocks"], context["log_truncated"] = queries.stage_log_blocks(selected)
+    context.update(_log_context(deployment, selected))
     context["error"] = error
     context["piped_name"] = deployment.piped.name
     return render_page(request, "webui/deployments/detail.html", context, status=status)
@@ -199,15 +235,20 @@ def deployment_detail(request: HttpRequest, principal: Principal, deployment_id)
 def stage_logs(request: HttpRequest, principal: Principal, deployment_id, stage_id: str) -> HttpResponse:
     deployment = services.get_deployment(principal, deployment_id)
     stage = services.get_stage(deployment, stage_id)
-    blocks, truncated = queries.stage_log_blocks(stage)
-    context = {
-        "deployment": deployment,
-        "selected": stage,
-        "log_blocks": blocks,
-        "log_truncated": truncated,
-        "log_live": _log_is_live(deployment, stage),
-        "poll_seconds": POLL_SECONDS,
-    }
+    context = {"deployment": deployment, "selected": stage, "poll_seconds": POLL_SECONDS}
+    if "after" in request.GET:
+        # The live tail: only the lines after the last one the page has (one query, whatever the log's
+        # length), appended out of band, and the poller again with the new position.
+        after = _parse_log_cursor(request.GET["after"])
+        blocks, more = queries.stage_log_tail(stage, after)
+        context.update(
+            log_blocks=blocks,
+            log_after_run=after[0] if after else None,
+            log_cursor=log_cursor(blocks[-1]) if blocks else request.GET["after"],
+            log_live=more or _log_is_live(deployment, stage),
+        )
+        return render_page(request, "webui/deployments/_stage_log_tail.html", context)
+    context.update(_log_context(deployment, stage))
     template = "webui/deployments/_stage_logs.html" if request.htmx else "webui/deployments/stage_logs.html"
     return render_page(request, template, context)
 

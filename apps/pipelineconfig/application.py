@@ -82,6 +82,10 @@ class WaitOptions(Model):
     skip_on: SkipOn = Field(default_factory=SkipOn)
 
 
+# The largest number the control plane's column holds; nobody waits for more approvers than that.
+MAX_APPROVER_NUM = 2**31 - 1
+
+
 class WaitApprovalOptions(Model):
     timeout: Duration = timedelta(hours=6)
     approvers: list[str] = Field(default_factory=list)
@@ -93,6 +97,8 @@ class WaitApprovalOptions(Model):
     def _at_least_one(cls, value: int) -> int:
         if value < 1:
             raise fail(f"minApproverNum must be 1 or more, got {value}")
+        if value > MAX_APPROVER_NUM:
+            raise fail(f"minApproverNum must be at most {MAX_APPROVER_NUM:,}, got {value}")
         return value
 
 
@@ -270,14 +276,36 @@ def _stage_union(kind: str) -> Any:
     return tagged_union("name", members, unknown_member("name", "stage name", names, hint))
 
 
+# The control plane keeps a stage id in a column of this many characters.
+MAX_STAGE_ID_LENGTH = 100
+
+
 def _unique_stage_ids(stages: list[Stage]) -> list[Stage]:
-    seen: dict[str, int] = {}
+    """Every stage's id, given or implicit (`stage-<n>`), names one stage.
+
+    Ids are compared as MySQL compares them (case and trailing spaces ignored): the control plane keeps
+    them unique per deployment, and the API finds a stage by its id.
+    """
+    seen: dict[str, tuple[int, str]] = {}
     for index, stage in enumerate(stages):
-        if not stage.id:
-            continue
-        if stage.id in seen:
-            raise fail(f"stage id {stage.id!r} is already used by stages[{seen[stage.id]}]", at=(index, "id"))
-        seen[stage.id] = index
+        if len(stage.id) > MAX_STAGE_ID_LENGTH:
+            raise fail(f"a stage id is at most {MAX_STAGE_ID_LENGTH} characters", at=(index, "id"))
+        effective = stage.id or f"stage-{index}"
+        key = effective.rstrip(" ").lower()
+        if key in seen:
+            first, first_id = seen[key]
+            same = (
+                "" if first_id == effective else f" ({first_id!r}: ids are compared without regard to case)"
+            )
+            if stage.id:
+                raise fail(
+                    f"stage id {effective!r} is already used by stages[{first}]{same}", at=(index, "id")
+                )
+            raise fail(
+                f"this stage has no id, and its implicit id {effective!r} is already used by stages[{first}]",
+                at=(index,),
+            )
+        seen[key] = (index, effective)
     return stages
 
 

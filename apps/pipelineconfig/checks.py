@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .application import AppSpec, ECSAppSpec
-from .ecsdefs import ECSDefinitions, load_ecs_definitions, resolve
+from .ecsdefs import ECSDefinitions, load_ecs_definitions, outside_app_dir, outside_message, resolve
 from .errors import ERROR, WARNING, ConfigError, Problem
 from .source import Source
 
@@ -56,7 +56,9 @@ def _check_files(app_dir: Path, spec: ECSAppSpec, report: _Reporter) -> None:
         ("serviceDefinitionFile", spec.input.service_definition_file),
         ("taskDefinitionFile", spec.input.task_definition_file),
     ):
-        if name and not resolve(app_dir, name).is_file():
+        if name and outside_app_dir(app_dir, resolve(app_dir, name)):
+            report.add(("input", key), outside_message(name))
+        elif name and not resolve(app_dir, name).is_file():
             default = " (the default when taskDefinitionFile is not given)" if name == "taskdef.json" else ""
             report.add(("input", key), f"the file {name}{default} does not exist in {app_dir}")
     for index, name in enumerate(spec.encryption.decryption_targets if spec.encryption else []):

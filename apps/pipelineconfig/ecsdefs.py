@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ERROR, WARNING, ConfigError, Problem
-from .source import Source, parse
+from .source import Source, parse, read_config_text
 from .types import suggest
 
 _DROP = object()
@@ -193,16 +194,20 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    # Shortened: a message may end up on a portal page, and a file read by mistake may hold a secret.
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read(file: Path, label: str) -> tuple[Any, Source, list[Problem]]:
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_config_text(file, label)
     except FileNotFoundError:
         return None, Source(label), [Problem(label, 0, 0, "", ERROR, "the file does not exist")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, Source(label), [Problem(label, 0, 0, "", ERROR, f"cannot read the file: {exc}")]
+    except ValueError as exc:
+        return None, Source(label), [Problem(label, 0, 0, "", ERROR, str(exc))]
     if file.suffix == ".json":
         # A .json file must be JSON (YAML would forgive a trailing comma); YAML then finds key positions.
         try:
@@ -210,7 +215,18 @@ def _read(file: Path, label: str) -> tuple[Any, Source, list[Problem]]:
         except json.JSONDecodeError as exc:
             problem = Problem(label, exc.lineno, exc.colno, "", ERROR, f"JSON syntax error: {exc.msg}")
             return None, Source(label), [problem]
+        except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return (
+                None,
+                Source(label),
+                [Problem(label, 0, 0, "", ERROR, f"the JSON cannot be read: {reason}")],
+            )
         marked, source, problems = parse(text, label)
+        duplicates = [p for p in problems if p.message.startswith("duplicate key")]
+        if duplicates:
+            # json.loads keeps the last of two equal keys without a word; YAML's reading names them.
+            return None, source, duplicates
         if marked is None or problems:
             return data, Source(label), []  # JSON that YAML cannot read (tabs…): no key positions then
         return marked, source, []
@@ -289,6 +305,20 @@ def resolve(app_dir: Path, name: str) -> Path:
     return Path(app_dir) / name.lstrip("/")
 
 
+def outside_app_dir(app_dir: Path, file: Path) -> bool:
+    """Whether `file` leaves the application directory (through `..` or a symbolic link).
+
+    The piped reads these files from its own disk: a config in Git must not point it at its SSH key or
+    AWS credentials and have them come back in an error message.
+    """
+    root = Path(os.path.realpath(app_dir))
+    return not Path(os.path.realpath(file)).is_relative_to(root)
+
+
+def outside_message(name: str) -> str:
+    return f"{name} is outside the application directory; the files an app config names must live in it"
+
+
 def load_definition(file: Path, kind: str) -> tuple[dict | None, list[Problem]]:
     """One definition file (`kind` "service" or "task") normalised; problems name the file."""
     label = str(file)
@@ -308,14 +338,31 @@ def load_ecs_definitions(app_dir: Path | str, spec: Any) -> ECSDefinitions:
     problems: list[Problem] = []
     service = None
     service_file = None
+    task = None
+    origin = getattr(spec, "_origin", None)
+
+    def confined(path: Path, key: str, name: str) -> bool:
+        if not outside_app_dir(app_dir, path):
+            return True
+        at = ("spec", "input", key)
+        message = outside_message(name)
+        problems.append(
+            origin.problem(at, message)
+            if isinstance(origin, Source)
+            else Problem(str(path), 0, 0, "", ERROR, message)
+        )
+        return False
+
     if spec.input.service_definition_file:
         service_path = resolve(app_dir, spec.input.service_definition_file)
         service_file = str(service_path)
-        service, found = load_definition(service_path, "service")
-        problems += found
+        if confined(service_path, "serviceDefinitionFile", spec.input.service_definition_file):
+            service, found = load_definition(service_path, "service")
+            problems += found
     task_path = resolve(app_dir, spec.input.task_definition_file)
-    task, found = load_definition(task_path, "task")
-    problems += found
+    if confined(task_path, "taskDefinitionFile", spec.input.task_definition_file):
+        task, found = load_definition(task_path, "task")
+        problems += found
     if any(p.is_error for p in problems):
         raise ConfigError(problems)
     assert task is not None

@@ -29,7 +29,7 @@ from .constants import (
 from .controlplane import ControlPlaneSpec
 from .errors import ERROR, WARNING, ConfigError, Problem
 from .piped import PipedSpec
-from .source import Source, parse, path_str
+from .source import Source, parse, path_str, read_config_text
 from .types import suggest
 
 SPEC_MODELS: dict[str, type] = {**APP_SPECS, KIND_PIPED: PipedSpec, KIND_CONTROL_PLANE: ControlPlaneSpec}
@@ -195,13 +195,15 @@ def _read(path: str | os.PathLike | None, text: str | None, default_label: str) 
         raise TypeError("give the path of the file or its text")
     label = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8"), label
+        return read_config_text(path, label), label
     except FileNotFoundError:
         raise ConfigError([Problem(label, 0, 0, "", ERROR, "the file does not exist")]) from None
     except IsADirectoryError:
         raise ConfigError([Problem(label, 0, 0, "", ERROR, "this is a directory, not a file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(label, 0, 0, "", ERROR, f"cannot read the file: {exc}")]) from None
+    except ValueError as exc:
+        raise ConfigError([Problem(label, 0, 0, "", ERROR, str(exc))]) from None
 
 
 def _check_root(data: Any, source: Source, expected: tuple[str, ...], what: str) -> tuple[str | None, list]:
@@ -256,6 +258,7 @@ def _validate(kind: str, data: dict, source: Source, problems: list[Problem]) ->
         return None
     # An unset ${VAR} already has its error; the empty value it left must not add a second, confusing one.
     env_paths = {p.path for p in problems if p.message.startswith("environment variable")}
+    env_paths |= source.unreadable
     unknown = ERROR if kind in APP_KINDS else WARNING
     for _attempt in range(2):
         try:

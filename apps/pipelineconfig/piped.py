@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .constants import NOTIFICATION_EVENTS, NOTIFICATION_GROUPS
-from .types import MASK, Duration, Model, fail, suggest, tagged_union, unknown_member
+from .types import MASK, Duration, Model, fail, mask_url_credentials, suggest, tagged_union, unknown_member
 
 
 def secret(default: Any = "", **kwargs: Any) -> Any:
@@ -572,8 +572,11 @@ class PipedSpec(Model):
         return next((p for p in self.analysis_providers if p.name == name), None)
 
     def mask(self) -> dict[str, Any]:
-        """The spec as PipeCD's camelCase dict with every secret replaced by `******` (empty ones stay empty)."""
-        return mask_model(self)
+        """The spec as PipeCD's camelCase dict with every secret replaced by `******` (empty ones stay empty).
+
+        Credentials written into URLs (a repository's `remote: https://user:token@host/...`) are masked too.
+        """
+        return _mask_urls(mask_model(self))
 
     def referenced_files(self) -> list[tuple[tuple, str]]:
         """(key path below spec, file path) of every file the config points to, for existence warnings."""
@@ -594,8 +597,19 @@ def _files(model: Model, path: tuple) -> Any:
             yield (*path, alias), value
 
 
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    return mask_url_credentials(value) if isinstance(value, str) else value
+
+
 def _mask_raw(value: Any) -> Any:
-    """Hide values of keys that look secret in blocks kept as given (other platforms' configs)."""
+    """Hide values of keys that look secret in blocks kept as given (other platforms' configs).
+
+    Any value under such a key goes, not only text: `password: 12345` is read as a number.
+    """
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -603,7 +617,10 @@ def _mask_raw(value: Any) -> Any:
             looks_secret = any(
                 w in lowered for w in ("password", "secret", "token", "key", "credential", "serviceaccount")
             )
-            out[key] = MASK if looks_secret and isinstance(item, str) and item else _mask_raw(item)
+            if looks_secret and item not in (None, "", [], {}):
+                out[key] = MASK
+            else:
+                out[key] = _mask_raw(item)
         return out
     if isinstance(value, list):
         return [_mask_raw(item) for item in value]

@@ -28,6 +28,11 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 _MAX_DEPTH = 64
+# YAML aliases let a few lines stand for billions of values ("billion laughs"). A config reuses an anchor
+# a handful of times; a document whose aliases expand to more values than this is refused, not built.
+MAX_ALIAS_EXPANSION = 100_000
+# No config or definition file comes near this; a larger one is refused before it is parsed.
+MAX_FILE_CHARS = 8 * 1024 * 1024
 
 
 def path_str(path: Path) -> str:
@@ -53,6 +58,9 @@ class Source:
         # The text of scalars YAML resolved to something other than a string (`cpu: 256`), so that a
         # definition file's number can become AWS's string without float formatting surprises.
         self.scalar_text: dict[Path, str] = {}
+        # Key paths (as path_str) of values that could not be read and became null: their error is said,
+        # and what a model then says about the null would only repeat it.
+        self.unreadable: set[str] = set()
 
     def mark(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """The line/column of `path` (its key when `key`), else of its nearest ancestor present in the file."""
@@ -70,17 +78,30 @@ class Source:
         return Problem(self.file, line, col, path_str(path), severity, message)
 
 
+class _TooManyAliases(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, loader: Any, source: Source, env: Mapping[str, str] | None):
         self.loader = loader
         self.source = source
         self.env = env
         self.problems: list[Problem] = []
+        self.built: set[int] = set()
+        self.repeated = 0
 
     def build(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
         if depth > _MAX_DEPTH:
             self.problems.append(self.source.problem(path, "nesting is too deep (a recursive YAML alias?)"))
             return None
+        # An alias hands us a node built before: count every value built again that way.
+        if id(node) in self.built:
+            self.repeated += 1
+            if self.repeated > MAX_ALIAS_EXPANSION:
+                raise _TooManyAliases
+        else:
+            self.built.add(id(node))
         self.source.value_marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, depth)
@@ -139,8 +160,21 @@ class _Builder:
             self.problems.append(
                 Problem(self.source.file, line, col, path_str(path), ERROR, f"unsupported YAML tag {tag}")
             )
+            self.source.unreadable.add(path_str(path))
             return None
-        value = constructor(self.loader, node)
+        try:
+            value = constructor(self.loader, node)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError) as exc:
+            # `!!int abc`, `!!bool maybe`, an integer of 5,000 digits, `!!binary` that is not base64…
+            line, col = node.start_mark.line + 1, node.start_mark.column + 1
+            what = tag.rpartition(":")[2] or tag
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            message = f"{shown!r} is not a valid {what}"
+            if "digits" in str(exc):
+                message = f"{shown!r} has too many digits ({len(node.value)}) to be read as a number"
+            self.problems.append(Problem(self.source.file, line, col, path_str(path), ERROR, message))
+            self.source.unreadable.add(path_str(path))
+            return None
         if value is not None:
             self.source.scalar_text[path] = node.value
         return value
@@ -202,6 +236,8 @@ def parse(
     environment); `${NAME:-default}` gives a fallback and `$${` writes a literal `${`.
     """
     source = Source(file)
+    if len(text) > MAX_FILE_CHARS:
+        return None, source, [too_large(file)]
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -212,5 +248,30 @@ def parse(
     if node is None:
         return None, source, [Problem(file, 0, 0, "", ERROR, "the file is empty")]
     builder = _Builder(loader, source, (os.environ if env is None else env) if expand_env else None)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except _TooManyAliases:
+        message = (
+            f"the document's aliases (*name) expand to more than {MAX_ALIAS_EXPANSION:,} values; "
+            "is it a YAML alias bomb?"
+        )
+        return None, source, [Problem(file, 0, 0, "", ERROR, message)]
     return data, source, builder.problems
+
+
+def too_large(file: str) -> Problem:
+    return Problem(file, 0, 0, "", ERROR, f"the file is larger than {MAX_FILE_CHARS // (1024 * 1024)} MB")
+
+
+def read_config_text(path: Any, label: str) -> str:
+    """A config or definition file's text, refused unread (ValueError) when it is too large.
+
+    Raises OSError and UnicodeDecodeError as `Path.read_text` does.
+    """
+    from pathlib import Path as FilePath
+
+    file = FilePath(path)
+    # UTF-8 takes at least a byte per character: a file within the limit in bytes is within it in text.
+    if file.is_file() and file.stat().st_size > MAX_FILE_CHARS:
+        raise ValueError(too_large(label).message)
+    return file.read_text(encoding="utf-8")

@@ -87,6 +87,9 @@ def mask_url_credentials(url: str) -> str:
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _DURATION_HINT = "expected a duration such as 150s, 5m, 1m30s or 6h"
+# Go's time.Duration (what PipeCD reads these with) holds at most 2^63-1 nanoseconds, about 292 years;
+# longer durations would also overflow the piped's deadline arithmetic (datetime stops at year 9999).
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -94,6 +97,8 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise fail(f"{_DURATION_HINT}; a negative duration makes no sense here")
+        if value.total_seconds() > MAX_DURATION_SECONDS:
+            raise fail(f"{_DURATION_HINT}; {value} is longer than the longest duration, about 292 years")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise fail(f"{_DURATION_HINT}, got {value!r}")
@@ -116,6 +121,8 @@ def parse_duration(value: Any) -> timedelta:
             raise fail(f"{_DURATION_HINT}, got {value!r}")
         seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
+    if not seconds <= MAX_DURATION_SECONDS:  # also catches inf from thousands of digits
+        raise fail(f"{_DURATION_HINT}; {value!r} is longer than the longest duration, about 292 years")
     return timedelta(seconds=seconds)
 
 

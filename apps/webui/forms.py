@@ -203,7 +203,11 @@ class ApplicationForm(forms.Form):
         if suggestion is None or (data.get("piped") and data.get("piped") != suggestion.piped_id):
             return data  # clean() names the problem
         data = data.copy()
-        for name, value in suggestion_values(suggestion).items():
+        values = suggestion_values(suggestion)
+        providers = reported_providers(self.pipeds[suggestion.piped_id])
+        if len(providers) == 1:
+            values["platform_provider"] = providers[0][0]  # the piped's only one
+        for name, value in values.items():
             if not (data.get(name) or "").strip():
                 data[name] = value
         return data

@@ -8,7 +8,9 @@ Rules (settings, in days; 0 keeps forever):
   their stages and metadata PIPEPORTAL_RETENTION_DEPLOYMENT_DETAIL_DAYS after; the deployment row itself
   (trigger, commit, status, summary) stays, its metadata then only says when the details were removed;
 - handled commands (SUCCEEDED, FAILED, TIMEOUT) go PIPEPORTAL_RETENTION_COMMAND_DAYS after they were made;
-- audit rows go PIPEPORTAL_RETENTION_AUDIT_DAYS after they were written.
+- audit rows go PIPEPORTAL_RETENTION_AUDIT_DAYS after they were written;
+- expired sessions (Django's rows behind the cached_db sessions, and the portal's record of them) go at
+  once: nothing ever reads them again, and nothing else removes them.
 
 Every delete is a batch of at most PIPEPORTAL_RETENTION_BATCH_SIZE rows in its own short transaction,
 bounded by a primary-key range (integer keys) or by a list of ids read through an index (UUID keys), so
@@ -47,6 +49,8 @@ class PruneSummary:
     stage_logs: int = 0
     commands: int = 0
     audit_events: int = 0
+    sessions: int = 0
+    portal_sessions: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -184,8 +188,38 @@ def prune(
             AuditEvent.objects.filter(created_at__lt=audit_cutoff), batch_size, dry_run
         )
 
+    summary.sessions, summary.portal_sessions = _prune_sessions(now, batch_size, dry_run)
+
     logger.info("prune%s: %s", " (dry run)" if dry_run else "", summary.as_dict())
     return summary
+
+
+def delete_in_key_batches(queryset: QuerySet, order: str, batch_size: int, dry_run: bool = False) -> int:
+    """Delete the rows of `queryset` by lists of at most `batch_size` primary keys read in `order`."""
+    if dry_run:
+        return queryset.count()
+    total = 0
+    while keys := list(queryset.order_by(order).values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            deleted, _ = queryset.filter(pk__in=keys).delete()
+        total += deleted
+        if not deleted:  # the rows left the queryset meanwhile (a session was extended): done
+            break
+    return total
+
+
+def _prune_sessions(now: datetime, batch_size: int, dry_run: bool) -> tuple[int, int]:
+    from django.contrib.sessions.models import Session
+
+    from apps.accounts.models import PortalSession
+
+    sessions = delete_in_key_batches(
+        Session.objects.filter(expire_date__lt=now), "expire_date", batch_size, dry_run
+    )
+    portal = delete_in_key_batches(
+        PortalSession.objects.filter(expires_at__lt=now), "expires_at", batch_size, dry_run
+    )
+    return sessions, portal
 
 
 def _prune_details(chunk: list, now: datetime, batch_size: int, dry_run: bool, summary: PruneSummary) -> None:

@@ -263,3 +263,31 @@ def test_the_beat_task_skips_while_another_run_holds_the_lock(seeded):
     result = prune_task()
     assert result["commands"] == 3
     assert cache.get(LOCK_KEY) is None
+
+
+def test_expired_sessions_go_and_live_ones_stay(clients, project):
+    from django.contrib.sessions.models import Session
+
+    from apps.accounts.models import PortalSession
+
+    now = timezone.now()
+    live_keys = set(PortalSession.objects.values_list("session_key", flat=True))
+    assert len(live_keys) == 4  # the personas' logged-in clients
+    expired_keys = []
+    for i in range(3):
+        key = f"expired{i:033d}"
+        Session.objects.create(session_key=key, session_data="e30:", expire_date=now - timedelta(seconds=1))
+        PortalSession.objects.create(
+            session_key=key, project=project, username=f"gone{i}", role="Viewer", method="x", expires_at=now
+        )
+        expired_keys.append(key)
+
+    dry = prune(now=now + timedelta(seconds=1), dry_run=True, batch_size=2)
+    assert (dry.sessions, dry.portal_sessions) == (3, 3)
+    summary = prune(now=now + timedelta(seconds=1), batch_size=2)
+    assert (summary.sessions, summary.portal_sessions) == (3, 3)
+    assert not Session.objects.filter(session_key__in=expired_keys).exists()
+    assert set(PortalSession.objects.values_list("session_key", flat=True)) == live_keys
+    assert Session.objects.filter(session_key__in=live_keys).count() == 4
+    # The personas are still logged in.
+    assert clients["viewer"].get("/account/").status_code == 200

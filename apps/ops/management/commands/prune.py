@@ -10,8 +10,8 @@ from apps.ops.housekeeping import prune
 class Command(BaseCommand):
     help = (
         "Delete stage logs, old deployments' stages and metadata, handled commands and audit rows past "
-        "their retention (PIPEPORTAL_RETENTION_* settings), in small batches. The newest deployments of "
-        "every application are always kept."
+        "their retention (PIPEPORTAL_RETENTION_* settings), and expired sessions, in small batches. The "
+        "newest deployments of every application are always kept."
     )
 
     def add_arguments(self, parser):
@@ -36,6 +36,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb}: {summary['stage_logs']} stage log blocks, {summary['stages']} stages "
             f"(details of {summary['deployments_details_pruned']} deployments), {summary['commands']} commands, "
-            f"{summary['audit_events']} audit rows; the newest {summary['keep_deployments']} deployments of "
-            "every application were kept"
+            f"{summary['audit_events']} audit rows, {summary['sessions']} expired sessions; the newest "
+            f"{summary['keep_deployments']} deployments of every application were kept"
         )

@@ -9,7 +9,7 @@ from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from onelogin.saml2.errors import OneLogin_Saml2_Error
 
@@ -42,7 +42,7 @@ def choose_project(request: HttpRequest) -> HttpResponse:
             response = redirect("accounts:project_login", project_id=project_id)
             next_url = _safe_next(request)
             if next_url != "/":
-                response["Location"] += f"?next={next_url}"
+                response["Location"] += f"?{urlencode({'next': next_url})}"
             return response
         error = f"There is no project named {project_id!r}. Check the spelling, or ask your administrator."
     return render(
@@ -197,7 +197,7 @@ def provider_login_elsewhere(request: HttpRequest, **kwargs) -> HttpResponse:
 def my_account(request: HttpRequest) -> HttpResponse:
     """Who the portal thinks you are: the role, the groups it came from, and the session."""
     if request.principal is None:
-        return redirect(f"{reverse('accounts:login')}?next={request.path}")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': request.path})}")
     data = request.session.get(services.SESSION_KEY) or {}
     portal_session = PortalSession.objects.filter(session_key=request.session.session_key).first()
     return render(

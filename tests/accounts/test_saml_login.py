@@ -176,3 +176,39 @@ def test_an_unsolicited_response_is_refused(saml, idp, client):
     )
     refused_with(post_response(client, xml), 400, "does not match a login started in this browser")
     assert "portal" not in client.session
+
+
+def test_a_replayed_response_is_refused(saml, idp, client):
+    """A response captured on the way (or from the browser's history) cannot log anyone in a second time."""
+    xml = idp.response(
+        in_response_to=start(client),
+        acs_url=ACS,
+        audience=SP_ENTITY_ID,
+        name_id="erin@example.com",
+        attributes={ENTRA_GROUPS: ["deployers"]},
+    )
+    assert post_response(client, xml).status_code == 302
+    client.post("/logout/")
+    assert "portal" not in client.session
+
+    for replayer in (client, Client(HTTP_HOST=HOST)):
+        replayed = post_response(replayer, xml)
+        assert replayed.status_code in (400, 401, 403), replayed.status_code
+        assert "Traceback" not in html_text(replayed)
+        assert "portal" not in replayer.session
+    assert PortalSession.objects.filter(username="erin@example.com").count() == 0
+
+
+def test_a_response_to_another_browsers_request_is_refused(saml, idp, client):
+    """The AuthnRequest was started in one browser; its answer posted in another logs nobody in."""
+    other = Client(HTTP_HOST=HOST)
+    xml = idp.response(
+        in_response_to=start(other),
+        acs_url=ACS,
+        audience=SP_ENTITY_ID,
+        name_id="erin@example.com",
+        attributes={ENTRA_GROUPS: ["deployers"]},
+    )
+    refused = post_response(client, xml)
+    assert refused.status_code in (400, 401, 403)
+    assert "portal" not in client.session

@@ -142,3 +142,29 @@ def test_sso_sessions_do_not_depend_on_the_static_admin(clients, project):
         system_principal(project.id), project, username=project.static_admin_username, password="x" * 16
     )
     assert clients["admin"].get(settings_page()).status_code == 200
+
+
+def test_the_page_asked_for_survives_the_project_picker_whole(creds):
+    project, username, password = creds
+    wanted = "/deployments/?status=RUNNING&application=web#latest"
+    client = Client()
+    picked = client.post(reverse("accounts:login"), {"project": project.id, "next": wanted})
+    assert picked.status_code == 302
+    login_page = picked["Location"]
+    response = client.post(login_page, {"username": username, "password": password})
+    assert response.status_code == 302
+    assert response["Location"] == wanted
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"]
+)
+def test_next_never_leaves_the_portal(creds, target):
+    project, username, password = creds
+    client = Client()
+    picked = client.post(reverse("accounts:login"), {"project": project.id, "next": target})
+    assert "evil" not in picked["Location"] and "javascript" not in picked["Location"]
+    response = client.post(
+        f"{login_url(project.id)}?next={target}", {"username": username, "password": password, "next": target}
+    )
+    assert response["Location"] == "/"

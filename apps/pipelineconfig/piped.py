@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .constants import NOTIFICATION_EVENTS, NOTIFICATION_GROUPS
+from .constants import NOTIFICATION_EVENT_GROUPS, NOTIFICATION_EVENTS, NOTIFICATION_GROUPS
 from .types import MASK, Duration, Model, fail, mask_url_credentials, suggest, tagged_union, unknown_member
 
 
@@ -268,20 +268,27 @@ class NotificationRoute(Model):
         return _known(value, NOTIFICATION_GROUPS, "event group")
 
     def matches(self, event: str, app: str = "", labels: dict[str, str] | None = None) -> bool:
-        """Whether an event about `app` (with `labels`) goes to this route's receiver."""
+        """Whether an event about `app` (with `labels`) goes to this route's receiver.
+
+        PipeCD's rules: the ignore* lists win over everything; `apps` and `labels` only filter events about
+        an application (a PIPED_* event passes them). Unlike PipeCD, an application without the route's
+        labels never matches them (PipeCD lets an application with no labels at all through).
+        """
         labels = labels or {}
-        group = next((g for g in NOTIFICATION_GROUPS if event.startswith(g)), "")
+        group = NOTIFICATION_EVENT_GROUPS.get(event, "")
         if event in self.ignore_events or (group and group in self.ignore_groups):
+            return False
+        if app and app in self.ignore_apps:
+            return False
+        if any(labels.get(k) == v for k, v in self.ignore_labels.items()):
             return False
         if self.events and event not in self.events:
             return False
         if self.groups and group not in self.groups:
             return False
-        if app and app in self.ignore_apps:
-            return False
+        if not app:
+            return True
         if self.apps and app not in self.apps:
-            return False
-        if any(labels.get(k) == v for k, v in self.ignore_labels.items()):
             return False
         return all(labels.get(k) == v for k, v in self.labels.items())
 

@@ -295,7 +295,8 @@ INSTALLED_APPS += [
 ]
 MIDDLEWARE.append("allauth.account.middleware.AccountMiddleware")
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, throttled per client address: the operators' console login is public.
+    "apps.accounts.backends.ThrottledModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.PortalSocialAccountAdapter"

@@ -168,7 +168,7 @@ def _failure_key(project_id: str, ip: str) -> str:
     return f"login-failures:{project_id}:{ip}"
 
 
-def _count_attempt(key: str) -> int:
+def count_attempt(key: str) -> int:
     """Add one to the attempts counted under `key` (atomically: Redis INCR) and answer the new count."""
     window = settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW
     if cache.add(key, 1, timeout=window):
@@ -190,7 +190,7 @@ def login_static_admin(request: HttpRequest, project: Project, username: str, pa
     key = _failure_key(project.id, ip)
     if project.static_admin_disabled:
         raise InvalidInput("The static admin is disabled for this project; log in with SSO.")
-    if _count_attempt(key) > settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
+    if count_attempt(key) > settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
         audit.record(
             None,
             "login.throttled",

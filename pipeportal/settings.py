@@ -478,3 +478,36 @@ PIPED_WORKER_CONCURRENCY = env_int("PIPED_WORKER_CONCURRENCY", 8)
 PIPED_ECS_STABLE_TIMEOUT_SECONDS = _env_seconds("PIPED_ECS_STABLE_TIMEOUT_SECONDS", 1800.0)
 PIPED_ECS_POLL_SECONDS = _env_seconds("PIPED_ECS_POLL_SECONDS", 5.0)
 PIPED_AWS_MAX_ATTEMPTS = env_int("PIPED_AWS_MAX_ATTEMPTS", 5)
+
+# --- Notifications (apps.notifications; docs/notifications.md) ---
+INSTALLED_APPS.append("apps.notifications")
+# The piped's deliveries: per-attempt timeout, attempts and backoff (network errors, 5xx, 429 are retried:
+# base * 2^(n-1), at most max), sender threads, queue size, how often attempts are reported, and how long
+# a stopping piped keeps delivering. The control plane's PIPED_OFFLINE deliveries use the same knobs.
+PIPED_NOTIFY_TIMEOUT_SECONDS = _env_seconds("PIPED_NOTIFY_TIMEOUT_SECONDS", 10.0)
+PIPED_NOTIFY_MAX_ATTEMPTS = env_int("PIPED_NOTIFY_MAX_ATTEMPTS", 5)
+PIPED_NOTIFY_RETRY_BASE_SECONDS = _env_seconds("PIPED_NOTIFY_RETRY_BASE_SECONDS", 1.0)
+PIPED_NOTIFY_RETRY_MAX_SECONDS = _env_seconds("PIPED_NOTIFY_RETRY_MAX_SECONDS", 60.0)
+PIPED_NOTIFY_WORKERS = env_int("PIPED_NOTIFY_WORKERS", 4)
+PIPED_NOTIFY_QUEUE_SIZE = env_int("PIPED_NOTIFY_QUEUE_SIZE", 1000)
+PIPED_NOTIFY_FLUSH_SECONDS = _env_seconds("PIPED_NOTIFY_FLUSH_SECONDS", 1.0)
+PIPED_NOTIFY_SHUTDOWN_SECONDS = _env_seconds("PIPED_NOTIFY_SHUTDOWN_SECONDS", 10.0)
+# Slack's Web API base (chat.postMessage), for a proxy or a test server.
+PIPED_SLACK_API_URL = env("PIPED_SLACK_API_URL") or "https://slack.com/api"
+# The control plane's own receivers (PIPED_OFFLINE): a webhook (signed with the secret) and/or Slack.
+PIPEPORTAL_NOTIFY_WEBHOOK_URL = env("PIPEPORTAL_NOTIFY_WEBHOOK_URL") or ""
+PIPEPORTAL_NOTIFY_WEBHOOK_SIGNING_SECRET = env("PIPEPORTAL_NOTIFY_WEBHOOK_SIGNING_SECRET") or ""
+PIPEPORTAL_NOTIFY_SLACK_HOOK_URL = env("PIPEPORTAL_NOTIFY_SLACK_HOOK_URL") or ""
+# How often beat looks for pipeds whose heartbeat stopped; how long events and attempts are kept (0: ever).
+PIPEPORTAL_NOTIFY_OFFLINE_CHECK_SECONDS = env_int("PIPEPORTAL_NOTIFY_OFFLINE_CHECK_SECONDS", 60)
+PIPEPORTAL_NOTIFY_RETENTION_DAYS = env_int("PIPEPORTAL_NOTIFY_RETENTION_DAYS", 30)
+CELERY_BEAT_SCHEDULE["notifications.detect-offline-pipeds"] = {
+    "task": "cp.notifications.detect_offline_pipeds",
+    "schedule": PIPEPORTAL_NOTIFY_OFFLINE_CHECK_SECONDS,
+    "options": {"queue": "cp"},
+}
+CELERY_BEAT_SCHEDULE["notifications.prune"] = {
+    "task": "cp.notifications.prune",
+    "schedule": 3600,
+    "options": {"queue": "cp"},
+}

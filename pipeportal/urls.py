@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/", include(build_provider_urlpatterns())),
     path("auth/callback", accounts_views.oidc_callback, name="pipecd_auth_callback"),
     path("", include("apps.webui.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 if settings.PIPEPORTAL_ADMIN_ENABLED:

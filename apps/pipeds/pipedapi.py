@@ -523,3 +523,6 @@ def release_stage_claim(request, deployment_id: str, stage_id: str, payload: Rel
         request.auth, deployment, stage_id, worker_id=payload.worker_id, next_check_at=payload.next_check_at
     )
     return _claim_answer(False, stage)
+
+
+api.add_router("/notifications", "apps.notifications.pipedapi.router")  # apps/notifications: events, attempts

@@ -47,6 +47,10 @@ def _json_default(value: Any) -> Any:
 class PipedApiClient:
     """Thread-safe: each thread has its own HTTP session (connection pool)."""
 
+    # Set by the runtime: `(app_id, status, short_reason, reason, send)` wraps every sync-state report, so
+    # notifications see changes of the sync state (it must call `send()`).
+    around_sync_state_report = None
+
     def __init__(self, base_url: str, project_id: str, piped_id: str, key: str, *, timeout: float = 15.0):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -130,10 +134,16 @@ class PipedApiClient:
         return self.get("/applications")["applications"]
 
     def report_sync_state(self, app_id: str, status: str, short_reason: str = "", reason: str = "") -> None:
-        self.post(
-            f"/applications/{app_id}/sync-state",
-            {"status": status, "short_reason": short_reason, "reason": reason},
-        )
+        def send() -> None:
+            self.post(
+                f"/applications/{app_id}/sync-state",
+                {"status": status, "short_reason": short_reason, "reason": reason},
+            )
+
+        if self.around_sync_state_report is None:
+            send()
+        else:
+            self.around_sync_state_report(app_id, status, short_reason, reason, send)
 
     def report_app_config(self, app_id: str, *, name: str, labels: dict, description: str) -> bool:
         answer = self.post(

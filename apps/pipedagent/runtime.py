@@ -12,12 +12,15 @@ it stops, and the process exits.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
 from typing import Any
 
 from celery import Celery
+
+from apps.notifications import hooks as notify
 
 from . import worker
 from .client import ApiError, PipedApiClient
@@ -135,6 +138,17 @@ class Runtime:
         logger.info(
             "deployment %s of %s: %s %s", deployment["id"], deployment["application_name"], status, reason
         )
+        notify.deployment_status(self, deployment, status, reason)
+
+    @property
+    def client(self) -> PipedApiClient:
+        return self._client
+
+    @client.setter
+    def client(self, client: PipedApiClient) -> None:
+        # Sync-state reports pass by the notifications (APPLICATION_SYNCED / _OUT_OF_SYNC on a change).
+        client.around_sync_state_report = functools.partial(notify.around_sync_state_report, self, client)
+        self._client = client
 
     # --- roles ---
 
@@ -194,6 +208,7 @@ class Runtime:
             role or "scheduler+worker",
             self.config.api_url,
         )
+        notify.piped_started(self, role)
         self.stop_event.wait()
         self.shutdown()
 
@@ -217,6 +232,7 @@ class Runtime:
             if self._worker_thread is not None:
                 self._worker_thread.join(30)
         FLUSHER.stop()
+        notify.piped_stopping(self, scheduler=self.scheduler is not None)
         if self.scheduler is not None:
             with contextlib.suppress(ApiError):
                 self.client.report_stat(stopping=True)

@@ -19,6 +19,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from apps.notifications import hooks as notify
+
 from .client import ApiError
 from .deploysource import KIND_OF_APP_CONFIG, SourceError, config_path, load_app_text
 from .executors import parse_time
@@ -232,6 +234,7 @@ class RepoPoller(threading.Thread):
                 apps.update(app["id"], sync_status="INVALID_CONFIG")
                 self._invalid[app["id"]] = message
                 logger.info("application %s: invalid config: %s", app["name"], message.splitlines()[0])
+                notify.deployment_trigger_failed(self.runtime, app, head, message)
             for command in syncs:
                 self.scheduler.handled(command, "FAILED", {"error": message})
             self._evaluated[app["id"]] = self._key(app["id"], head)
@@ -316,7 +319,7 @@ class RepoPoller(threading.Thread):
         strategy: str = "AUTO",
         summary: str = "",
     ) -> dict:
-        deployment, _ = self.runtime.client.create_deployment(
+        deployment, created = self.runtime.client.create_deployment(
             application_id=app["id"],
             trigger_kind=kind,
             trigger_key=key,
@@ -326,6 +329,8 @@ class RepoPoller(threading.Thread):
             strategy_summary=summary,
         )
         self.scheduler.apps.last_triggered[app["id"]] = commit.hash
+        if created:
+            notify.deployment_triggered(self.runtime, deployment)
         self.scheduler.apps.update(
             app["id"],
             most_recent_deployment={

@@ -14,6 +14,8 @@ import uuid
 import weakref
 from datetime import UTC, datetime, timedelta
 
+from apps.notifications import hooks as notify
+
 from .client import ApiError
 from .config import worker_name
 from .deploysource import SourceError
@@ -80,7 +82,8 @@ def plan_deployment(runtime, deployment_id: str) -> None:
         )
     except (SourceError, PlanError, GitError) as exc:
         reason = f"Could not plan: {exc}"
-        _report(lambda: client.report_deployment_status(deployment_id, "FAILURE", reason))
+        if _report(lambda: client.report_deployment_status(deployment_id, "FAILURE", reason)):
+            runtime.on_deployment_status(deployment, "FAILURE", reason)
         return
     timeout = spec.timeout
     metadata = {
@@ -88,7 +91,7 @@ def plan_deployment(runtime, deployment_id: str) -> None:
         "timeout": _duration_text(timeout),
     }
     try:
-        client.report_planned(
+        planned = client.report_planned(
             deployment_id,
             sync_strategy=result.sync_strategy,
             summary=result.summary,
@@ -105,6 +108,7 @@ def plan_deployment(runtime, deployment_id: str) -> None:
 
 
 def _duration_text(value: timedelta) -> str:
+    notify.deployment_planned(runtime, planned)
     from apps.pipelineconfig import format_duration
 
     return format_duration(value)
@@ -131,7 +135,7 @@ def apply(runtime, deployment: dict, action: Action, *, dispatch) -> bool:
         dispatch(action.kind, deployment, action.stage_id)
         return False
     if action.kind == "stage_status":
-        return _report(
+        changed = _report(
             lambda: client.report_stage_status(
                 deployment["id"], action.stage_id, action.status, action.reason
             )
@@ -140,6 +144,10 @@ def apply(runtime, deployment: dict, action: Action, *, dispatch) -> bool:
         if action.metadata:
             client.save_deployment_metadata(deployment["id"], action.metadata)
         changed = _report(
+        if changed:
+            stage = _find_stage(deployment, action.stage_id)
+            notify.stage_status(runtime, deployment, stage or {}, action.status, action.reason)
+        return changed
             lambda: client.report_deployment_status(deployment["id"], action.status, action.reason)
         )
         if changed:
@@ -248,6 +256,7 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
         stage_id,
         retried_count=stage.get("retried_count") or 0,
         start_index=stage.get("next_log_index") or 0,
+        notify.stage_status(runtime, deployment, stage, RUNNING)
     )
     ctx = StageContext(runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger)
     ACTIVE_STEPS.add(ctx)
@@ -291,7 +300,8 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
             client, deployment_id, stage_id, worker_id, _now() + timedelta(seconds=max(result.after, 0.05))
         )
         return
-    _report(lambda: client.report_stage_status(deployment_id, stage_id, result.status, result.reason))
+    if _report(lambda: client.report_stage_status(deployment_id, stage_id, result.status, result.reason)):
+        notify.stage_status(runtime, deployment, stage, result.status, result.reason)
     _release(client, deployment_id, stage_id, worker_id)
     advance(runtime, deployment_id)
 

@@ -11,6 +11,8 @@ import threading
 import time
 from datetime import timedelta
 
+from apps.notifications import hooks as notify
+
 from . import (
     FAILURE,
     SKIPPED,
@@ -81,6 +83,7 @@ class WaitApproval(StageExecutor):
             who = f" (approvers: {', '.join(approvers)})" if approvers else ""
             plural = "users" if needed > 1 else "user"
             ctx.logger.info(f"Waiting for approval from at least {needed} {plural}{who}...")
+            notify.approval_waiting(ctx, started, timeout)
         approved = list(dict.fromkeys(ctx.metadata.get("approved_by") or []))
         logged = int(ctx.metadata.get("approvals_logged") or 0)
         if len(approved) > logged:
@@ -100,7 +103,10 @@ class WaitApproval(StageExecutor):
             )
             ctx.logger.error(message + ".")
             return Done(FAILURE, message)
-        return Continue(min(remaining, ctx.knobs.stage_tick), f"{len(approved)} of {needed} approvals")
+        remind_in = notify.approval_reminder(ctx, started, timeout)
+        return Continue(
+            min(remaining, ctx.knobs.stage_tick, remind_in), f"{len(approved)} of {needed} approvals"
+        )
 
 
 def script_environment(ctx: StageContext, *, is_rollback: bool, extra: dict | None = None) -> dict[str, str]:

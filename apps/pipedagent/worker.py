@@ -104,11 +104,11 @@ def plan_deployment(runtime, deployment_id: str) -> None:
         if exc.conflict:
             return
         raise
+    notify.deployment_planned(runtime, planned)
     advance(runtime, deployment_id)
 
 
 def _duration_text(value: timedelta) -> str:
-    notify.deployment_planned(runtime, planned)
     from apps.pipelineconfig import format_duration
 
     return format_duration(value)
@@ -140,14 +140,14 @@ def apply(runtime, deployment: dict, action: Action, *, dispatch) -> bool:
                 deployment["id"], action.stage_id, action.status, action.reason
             )
         )
-    if action.kind == "status":
-        if action.metadata:
-            client.save_deployment_metadata(deployment["id"], action.metadata)
-        changed = _report(
         if changed:
             stage = _find_stage(deployment, action.stage_id)
             notify.stage_status(runtime, deployment, stage or {}, action.status, action.reason)
         return changed
+    if action.kind == "status":
+        if action.metadata:
+            client.save_deployment_metadata(deployment["id"], action.metadata)
+        changed = _report(
             lambda: client.report_deployment_status(deployment["id"], action.status, action.reason)
         )
         if changed:
@@ -250,13 +250,13 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
     if first_step:
         client.report_stage_status(deployment_id, stage_id, RUNNING, "")
         stage["status"] = RUNNING
+        notify.stage_status(runtime, deployment, stage, RUNNING)
     stage_logger = StageLogger(
         client,
         deployment_id,
         stage_id,
         retried_count=stage.get("retried_count") or 0,
         start_index=stage.get("next_log_index") or 0,
-        notify.stage_status(runtime, deployment, stage, RUNNING)
     )
     ctx = StageContext(runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger)
     ACTIVE_STEPS.add(ctx)

@@ -97,12 +97,28 @@ def update_project(
         if not shared_sso_config and project.static_admin_disabled:
             raise Conflict("Enable the static admin before detaching the SSO config: it is the last way in.")
         _check_length(shared_sso_config, Project, "shared_sso_config", "The shared SSO config name")
+        if project.static_admin_disabled and shared_sso_config != project.shared_sso_config:
+            _refuse_unknown_sso(shared_sso_config)
         changes["shared_sso_config"] = shared_sso_config
     for name, value in changes.items():
         setattr(project, name, value)
     project.save()
     audit.record(principal, "project.update", obj=project, details=changes)
     return project
+
+
+def _refuse_unknown_sso(shared_sso_config: str) -> None:
+    """With the static admin disabled, SSO is the only way in: it must name a config this portal knows."""
+    # Imported here: SSO configs live in the accounts app, which itself builds on projects.
+    from apps.accounts.sso import configs_for_project
+
+    known, unknown = configs_for_project(Project(shared_sso_config=shared_sso_config))
+    if not known:
+        raise Conflict(
+            f"The SSO config {', '.join(unknown)!s} is not configured on this control plane, and the static "
+            "admin is disabled: nobody could log in to this project. Enable the static admin first.",
+            field="shared_sso_config",
+        )
 
 
 @transaction.atomic

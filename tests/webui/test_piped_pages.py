@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.applications.services import add_application
 from apps.pipeds.models import Piped
-from apps.pipeds.services import register_piped
+from apps.pipeds.services import register_piped, set_piped_disabled
 from apps.projects.principal import system_principal
 
 from .factories import report_piped, report_repository_status, report_suggestions, suggestion
@@ -230,3 +230,11 @@ def test_report_piped_leaves_the_status_of_manifests_fetched(world):
     repos = section(piped_page(world.clients["viewer"], world.piped), "repositories")
     assert re.findall(r'<li class="repo repo-(\w+)">', repos) == ["ok", "waiting"]
     assert "Not fetched yet" in repos
+
+
+def test_a_disabled_pipeds_suggestions_are_not_offered(world):
+    report_suggestions(world.rotating_piped, [suggestion("infra", "svc/x", "x")])
+    set_piped_disabled(system_principal("demo"), world.rotating_piped, True)
+    found = section(piped_page(world.clients["admin"], world.rotating_piped), "suggestions")
+    assert "not offered while the piped is disabled" in found
+    assert "svc/x" not in world.clients["editor"].get(reverse("webui:application_add")).content.decode()

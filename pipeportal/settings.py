@@ -478,6 +478,11 @@ PIPED_WORKER_CONCURRENCY = env_int("PIPED_WORKER_CONCURRENCY", 8)
 PIPED_ECS_STABLE_TIMEOUT_SECONDS = _env_seconds("PIPED_ECS_STABLE_TIMEOUT_SECONDS", 1800.0)
 PIPED_ECS_POLL_SECONDS = _env_seconds("PIPED_ECS_POLL_SECONDS", 5.0)
 PIPED_AWS_MAX_ATTEMPTS = env_int("PIPED_AWS_MAX_ATTEMPTS", 5)
+# --- Piped: live state and drift detection (issue 5) ---
+# How often the piped reports each application's live state (service, task sets, tasks, traffic) and
+# compares the live definitions with Git (drift); 0 turns either off.
+PIPED_LIVESTATE_SECONDS = _env_seconds("PIPED_LIVESTATE_SECONDS", 15.0)
+PIPED_DRIFT_SECONDS = _env_seconds("PIPED_DRIFT_SECONDS", 60.0)
 
 # --- Notifications (apps.notifications; docs/notifications.md) ---
 INSTALLED_APPS.append("apps.notifications")

@@ -80,3 +80,35 @@ class Application(models.Model):
             if self.path.strip("/.")
             else self.config_filename
         )
+
+
+class ApplicationLiveState(models.Model):
+    """What the piped last saw running for an application, and its last drift check.
+
+    The snapshot (service, task sets, tasks, traffic split) is kept in the row while small; a large one goes
+    to the filestore under `snapshot_key` (apps/ops/filestore.py) and the row keeps an empty snapshot.
+    """
+
+    application = models.OneToOneField(
+        Application, primary_key=True, on_delete=models.CASCADE, related_name="live_state"
+    )
+    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot_key = models.CharField(max_length=300, blank=True)
+    # When the piped collected the snapshot, and when the control plane stored it.
+    collected_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    # Drift detection: SYNCED or OUT_OF_SYNC against the Git head `drift_commit`, with a unified diff.
+    drift_status = models.CharField(max_length=16, blank=True)
+    drift_summary = models.CharField(max_length=300, blank=True)
+    drift_diff = models.TextField(blank=True)
+    drift_commit = models.CharField(max_length=64, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # When the drift result last changed (SYNCED ↔ OUT_OF_SYNC or another diff).
+    drift_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "application live state"
+
+    def __str__(self) -> str:
+        return f"live state of {self.application_id}"

@@ -78,6 +78,9 @@ class Knobs:
     ecs_poll: float = 5.0
     aws_max_attempts: int = 5
     sync_interval_override: float = 0.0
+    # Live state and drift detection (apps/pipedagent/livestate.py); 0 turns one off.
+    livestate_interval: float = 15.0
+    drift_interval: float = 60.0
 
     @classmethod
     def from_settings(cls) -> Knobs:
@@ -97,6 +100,8 @@ class Knobs:
             ecs_poll=settings.PIPED_ECS_POLL_SECONDS,
             aws_max_attempts=max(1, settings.PIPED_AWS_MAX_ATTEMPTS),
             sync_interval_override=settings.PIPED_SYNC_INTERVAL_SECONDS,
+            livestate_interval=settings.PIPED_LIVESTATE_SECONDS,
+            drift_interval=settings.PIPED_DRIFT_SECONDS,
         )
 
 

@@ -25,6 +25,7 @@ from .client import ApiError
 from .deploysource import KIND_OF_APP_CONFIG, SourceError, config_path, load_app_text
 from .executors import parse_time
 from .gitrepo import GitError, LocalRepo
+from .preview import preview_pending
 from .reconcile import DEPLOYMENT_TERMINAL, PENDING
 from .triggers import (
     ON_COMMAND,
@@ -392,7 +393,11 @@ class Scheduler:
     # --- lifecycle ---
 
     def start(self) -> None:
+        from .livestate import Watchers
+
         self.refresh_apps()
+        # Live state and drift detection (apps/pipedagent/livestate.py).
+        self._threads.extend(Watchers(self).start())
         for poller in self.pollers.values():
             poller.start()
             self._threads.append(poller)
@@ -621,6 +626,8 @@ class Scheduler:
             if deployment["status"] == PENDING:
                 app_id = deployment["application_id"]
                 if app_id in busy or app_id in planned_first:
+                    # It waits for the application's running deployment: the portal shows a preview.
+                    preview_pending(self.runtime, deployment)
                     continue
                 planned_first.add(app_id)
             try:

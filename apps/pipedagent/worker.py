@@ -22,9 +22,11 @@ from .deploysource import SourceError
 from .executors import FAILURE, SKIPPED, Continue, Done, StageContext, executor_for
 from .filematch import PatternMatcher
 from .gitrepo import GitError
+from .leftovers import note_left_as_they_are
 from .logs import StageLogger
 from .planner import PlanError, plan, versions_of
 from .platforms import ProviderError
+from .preview import planned_preview
 from .reconcile import NOT_STARTED_YET, PENDING, PLANNED, RUNNING, Action, next_actions
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ def plan_deployment(runtime, deployment_id: str) -> None:
         "deadline": (_now() + timeout).isoformat(),
         "timeout": _duration_text(timeout),
     }
+    # The portal's plan preview: definition diffs and the planned stages (apps/pipedagent/preview.py).
+    metadata["plan_preview"] = planned_preview(runtime, deployment, result, running_commit)
     try:
         planned = client.report_planned(
             deployment_id,
@@ -151,6 +155,7 @@ def apply(runtime, deployment: dict, action: Action, *, dispatch) -> bool:
             lambda: client.report_deployment_status(deployment["id"], action.status, action.reason)
         )
         if changed:
+            note_left_as_they_are(runtime, deployment, action.reason)
             runtime.on_deployment_status(deployment, action.status, action.reason)
         return changed
     return False

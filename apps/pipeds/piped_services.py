@@ -698,3 +698,89 @@ def release_stage_claim(
     )
     stage.refresh_from_db()
     return stage
+
+
+# --- Live state and drift detection (ECS progressive delivery) ------------------------------------------
+# The piped reports what runs for an application (a JSON snapshot) and whether it matches Git (a drift
+# result with a unified diff). Both are kept on ApplicationLiveState; a drift result also becomes the
+# application's sync state unless a deployment runs or the config is invalid.
+
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+INLINE_SNAPSHOT_BYTES = 64 * 1024
+MAX_DRIFT_DIFF_CHARS = 100_000
+DRIFT_STATES = (SyncStatus.SYNCED, SyncStatus.OUT_OF_SYNC)
+
+
+def live_state_key(app: Application) -> str:
+    return f"livestate/{app.project_id}/{app.id}.json"
+
+
+def report_live_state(piped: Piped, app: Application, snapshot: dict, collected_at=None):
+    """Store the application's live state snapshot (in the filestore when it is large)."""
+    import json
+
+    from apps.applications.models import ApplicationLiveState
+    from apps.ops import filestore
+
+    if not isinstance(snapshot, dict):
+        raise InvalidInput("snapshot must be an object.", field="snapshot")
+    size = len(json.dumps(snapshot, default=str))
+    if size > MAX_SNAPSHOT_BYTES:
+        raise InvalidInput(
+            f"The live state snapshot is {size} bytes; at most {MAX_SNAPSHOT_BYTES} are accepted.",
+            field="snapshot",
+        )
+    key, inline = "", snapshot
+    if size > INLINE_SNAPSHOT_BYTES:
+        key, inline = live_state_key(app), {}
+        filestore.save_json(key, snapshot)
+    now = timezone.now()
+    fields = {"snapshot": inline, "snapshot_key": key, "collected_at": collected_at or now, "updated_at": now}
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                row, _ = ApplicationLiveState.objects.update_or_create(application=app, defaults=fields)
+            return row
+        except IntegrityError:  # two first reports at once: the other one created the row
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def report_application_drift(
+    piped: Piped, app: Application, *, status: str, commit: str = "", summary: str = "", diff: str = ""
+) -> tuple[str, bool]:
+    """Record a drift check. Answers (the application's sync status now, whether the result became it)."""
+    from apps.applications.models import ApplicationLiveState
+
+    if status not in DRIFT_STATES:
+        raise InvalidInput("A drift result is SYNCED or OUT_OF_SYNC.", field="status")
+    diff = (diff or "")[:MAX_DRIFT_DIFF_CHARS]
+    summary = (summary or "")[:300]
+    commit = (commit or "")[:64]
+    now = timezone.now()
+    with transaction.atomic():
+        app = Application.objects.select_for_update().get(pk=app.pk)
+        row, _ = ApplicationLiveState.objects.get_or_create(application=app)
+        if (row.drift_status, row.drift_diff) != (status, diff):
+            row.drift_changed_at = now
+        row.drift_status, row.drift_summary, row.drift_diff = status, summary, diff
+        row.drift_commit, row.drift_checked_at = commit, now
+        row.save(
+            update_fields=[
+                "drift_status",
+                "drift_summary",
+                "drift_diff",
+                "drift_commit",
+                "drift_checked_at",
+                "drift_changed_at",
+            ]
+        )
+        # A running deployment or a broken config says more than a drift check made just before it.
+        if app.deploying or app.sync_status in (SyncStatus.DEPLOYING, SyncStatus.INVALID_CONFIG):
+            return app.sync_status, False
+        short = summary if status == SyncStatus.OUT_OF_SYNC else f"The live state matches Git at {commit[:7]}"
+        Application.objects.filter(pk=app.pk).update(
+            sync_status=status, sync_short_reason=short[:300], sync_reason=diff, sync_updated_at=now
+        )
+    return status, True

@@ -525,4 +525,42 @@ def release_stage_claim(request, deployment_id: str, stage_id: str, payload: Rel
     return _claim_answer(False, stage)
 
 
+# --- Live state and drift detection (ECS progressive delivery) ------------------------------------------
+
+
+class LiveStateIn(Schema):
+    snapshot: dict[str, Any]
+    collected_at: datetime | None = None
+
+
+class DriftIn(Schema):
+    status: str
+    commit: str = ""
+    summary: str = ""
+    diff: str = ""
+
+
+@api.post("/applications/{app_id}/live-state")
+def report_live_state(request, app_id: str, payload: LiveStateIn):
+    """What runs for the application now (service, task sets, tasks, traffic), as the piped saw it."""
+    app = svc.get_piped_application(request.auth, app_id)
+    row = svc.report_live_state(request.auth, app, payload.snapshot, payload.collected_at)
+    return {"ok": True, "updated_at": row.updated_at, "in_filestore": bool(row.snapshot_key)}
+
+
+@api.post("/applications/{app_id}/drift")
+def report_drift(request, app_id: str, payload: DriftIn):
+    """A drift check: SYNCED or OUT_OF_SYNC with the unified diff (--- live / +++ Git)."""
+    app = svc.get_piped_application(request.auth, app_id)
+    sync_status, applied = svc.report_application_drift(
+        request.auth,
+        app,
+        status=payload.status,
+        commit=payload.commit,
+        summary=payload.summary,
+        diff=payload.diff,
+    )
+    return {"ok": True, "sync_status": sync_status, "applied": applied}
+
+
 api.add_router("/notifications", "apps.notifications.pipedapi.router")  # apps/notifications: events, attempts

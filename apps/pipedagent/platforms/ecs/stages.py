@@ -1,192 +1,152 @@
-"""The ECS stage executors: ECS_SYNC (quick sync) and ROLLBACK for ECS applications.
+"""The ECS stage executors: ECS_SYNC, ECS_CANARY_ROLLOUT, ECS_TRAFFIC_ROUTING, ECS_PRIMARY_ROLLOUT,
+ECS_CANARY_CLEAN and ROLLBACK, on the EXTERNAL deployment controller (every rollout is a task set).
 
-ECS_SYNC, in steps that survive a restart (what is done is kept in the stage metadata):
-1. register the task definition — at most one revision per commit: the family's recent revisions are
-   looked up by the `pipecd-dev-*` tags first;
-2. create the service (deploymentController EXTERNAL) or update it (desiredCount 0 or unset leaves the
-   running count and autoscaling alone) and sync its tags;
-3. create a 100 % task set on the primary target group (found again by tags after a crash; clientToken
-   derived from deployment and stage), make it primary;
-4. wait until it is steady (our own check: stabilityStatus STEADY_STATE and no pending tasks, with
-   PIPED_ECS_STABLE_TIMEOUT_SECONDS) — each look is one short step;
-5. delete every other task set this piped manages.
-Without a service definition the task definition is run as a standalone task (RunTask), which succeeds
-when AWS accepts it with no failures.
-
-ROLLBACK applies the definitions of the last successful deployment's commit the same way. The next issue
-refines it (weights back to the primary first) and adds the canary stages as new classes here.
+Each stage runs in short steps that survive a restart: what is done is kept in the stage metadata, what the
+stages of one deployment share in the deployment metadata (`ecs_task_definition_arn`, `ecs_canary`,
+`ecs_primary`, `ecs_traffic`), and AWS resources are found again by their tags before anything is created.
+docs/ecs.md describes each stage; the safety rules, in short:
+- a deployment registers at most one task definition revision (its commit's, found again by tags);
+- a task set is deleted only when no traffic would be lost: its target group gets no traffic, or another
+  kept task set serves that target group (checked on the listener rules just before deleting);
+- ECS_PRIMARY_ROLLOUT deletes the old primary only, after the new primary is steady;
+- ROLLBACK first puts the weights back to primary 100 / canary 0, then redeploys the last successful
+  commit as a 100 % primary task set, then deletes every other task set this piped manages.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
+from ...deploysource import SourceError
+from ...executors import FAILURE, SKIPPED, SUCCESS, Continue, Done, StageContext, StageExecutor, register
+from ...gitrepo import GitError
+from .provider import VARIANT_CANARY, VARIANT_PRIMARY, short_name, tag_dict, variant_of
+from .resources import (
+    META_CANARY,
+    META_PRIMARY,
+    META_TRAFFIC,
+    ServiceTarget,
+    apply_service,
+    client_token,
+    create_task_set,
+    find_task_set,
+    is_ours,
+    log_warnings,
+    service_target,
+    stable_deadline,
+    task_definition,
+    wait_until_steady,
+)
+from .traffic import LoadBalancing, route, unsafe_to_delete
 
-from ...executors import (
-    FAILURE,
-    SKIPPED,
-    SUCCESS,
-    Continue,
-    Done,
-    StageContext,
-    StageExecutor,
-    format_seconds,
-    parse_time,
-    register,
-)
-from .provider import (
-    LABEL_APPLICATION,
-    LABEL_COMMIT_HASH,
-    LABEL_MANAGED_BY,
-    LABEL_PIPED,
-    MANAGED_BY_PIPED,
-    TASK_SET_KEYS,
-    UPDATABLE_KEYS,
-    managed_tags,
-    tag_dict,
-    tag_list,
-)
+__all__ = ["client_token"]
 
 APPLIED = "applied"
+RECREATED = "recreated"
+CREATED = "created"
+PROMOTED = "promoted"
+WEIGHTS_RESTORED = "weights_restored"
 
 
-def client_token(ctx: StageContext, what: str) -> str:
-    """The same string for the same deployment, stage and call: AWS answers a repeated request once."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pipeportal/{ctx.deployment_id}/{ctx.stage_id}/{what}"))
+def _deployment_meta(ctx: StageContext) -> dict:
+    return ctx.deployment.get("metadata") or {}
 
 
-def _short_arn(arn: str) -> str:
-    return arn.rsplit("/", 1)[-1]
+def _refresh_live_state(ctx: StageContext, target: ServiceTarget | None = None) -> None:
+    """After a stage changed something, report the application's live state at once (best effort)."""
+    from .livestate import report_after_stage
+
+    report_after_stage(ctx, target)
 
 
-def sync(ctx: StageContext, source, commit: str) -> Done | Continue:
+# --- Quick sync (and the rollback's redeploy) ------------------------------------------------------------
+
+
+def sync(ctx: StageContext, source, commit: str, *, for_deployment: bool = True, recreate: bool = False):
     """Bring the service (or standalone task) to the definitions of `source`, one step at a time."""
     if ctx.metadata.get("phase") == APPLIED:
         return _wait_and_clean(ctx)
     provider = ctx.platform_provider()
-    piped_id = ctx.runtime.config.piped_id
-    app_id = ctx.deployment["application_id"]
-    tags = managed_tags(piped_id, app_id, commit)
-    definitions = source.ecs_definitions()
-    spec = source.spec
-    for warning in definitions.warnings:
-        ctx.logger.info(f"Warning: {warning}")
+    target = service_target(source, commit)
+    if ctx.metadata.get("phase") is None:
+        log_warnings(ctx, target)
+    task_definition_arn = task_definition(ctx, provider, target, for_deployment=for_deployment)
+    if target.standalone:
+        return _run_standalone(ctx, provider, source.spec, task_definition_arn, target)
 
-    task_definition_arn = ctx.metadata.get("task_definition_arn")
-    if not task_definition_arn:
-        family = definitions.task.get("family", "")
-        found = provider.find_task_definition(family, {LABEL_APPLICATION: app_id, LABEL_COMMIT_HASH: commit})
-        if found is not None:
-            task_definition_arn = found["taskDefinitionArn"]
-            ctx.logger.info(
-                f"Using task definition {_short_arn(task_definition_arn)}, registered for commit {commit[:7]}."
-            )
-        else:
-            registered = provider.register_task_definition(definitions.task, tags)
-            task_definition_arn = registered["taskDefinitionArn"]
-            ctx.logger.info(f"Registered task definition {_short_arn(task_definition_arn)}.")
-        ctx.save_stage_metadata(task_definition_arn=task_definition_arn)
-
-    if definitions.service is None:
-        return _run_standalone(ctx, provider, spec, task_definition_arn, tags)
-
-    service = dict(definitions.service)
-    cluster, name = service.get("cluster", "default"), service["serviceName"]
-    task_set_part = {key: service.pop(key) for key in list(service) if key in TASK_SET_KEYS}
-    controller = (service.get("deploymentController") or {}).get("type", "EXTERNAL")
-    if controller != "EXTERNAL":
-        ctx.logger.info(
-            f"Warning: the service definition asks for the {controller} deployment controller; using EXTERNAL."
-        )
-    service["deploymentController"] = {"type": "EXTERNAL"}
-    service_tags = {**tag_dict(service.pop("tags", None)), **tags}
-    desired = service.get("desiredCount")
-
-    existing = provider.describe_service(cluster, name)
-    if existing is None:
-        service.setdefault("desiredCount", 0)
-        created = provider.create_service(
-            {**service, "tags": tag_list(service_tags)}, client_token(ctx, "service")
-        )
-        ctx.logger.info(
-            f"Created service {name} in cluster {_short_arn(cluster)} (desired count {created.get('desiredCount')})."
-        )
-    else:
-        current = (existing.get("deploymentController") or {}).get("type", "ECS")
-        if current != "EXTERNAL":
-            message = (
-                f"Service {name} uses the {current} deployment controller; PipePortal deploys through task sets "
-                "and needs EXTERNAL. Recreate the service with deploymentController EXTERNAL."
-            )
-            ctx.logger.error(message)
-            return Done(FAILURE, message)
-        fields = {key: value for key, value in service.items() if key in UPDATABLE_KEYS}
-        if not desired:
-            fields.pop("desiredCount", None)
-            ctx.logger.info(
-                "desiredCount is 0 or unset: leaving the running count (and autoscaling) as they are."
-            )
-        if fields:
-            provider.update_service(cluster, name, fields)
-            ctx.logger.info(f"Updated service {name} ({', '.join(sorted(fields))}).")
-        changed, removed = provider.sync_tags(existing["serviceArn"], service_tags)
-        if changed or removed:
-            ctx.logger.info(
-                f"Synced the service's tags (set {', '.join(changed) or 'none'}; removed {', '.join(removed) or 'none'})."
-            )
+    restore = None
+    if recreate:
+        restore = _scale_down_for_recreate(ctx, provider, target)
+    failed = apply_service(ctx, provider, target, restore_count=restore)
+    if failed is not None:
+        return failed
 
     task_set_arn = ctx.metadata.get("task_set_arn")
     if not task_set_arn:
-        for task_set in provider.task_sets(cluster, name):
-            ts_tags = tag_dict(task_set.get("tags"))
-            if (
-                task_set.get("taskDefinition") == task_definition_arn
-                and ts_tags.get(LABEL_COMMIT_HASH) == commit
-                and ts_tags.get(LABEL_PIPED) == piped_id
-            ):
-                task_set_arn = task_set["taskSetArn"]
-                ctx.logger.info(f"Found task set {_short_arn(task_set_arn)} of this commit; using it.")
-                break
+        found = find_task_set(ctx, provider, target, task_definition_arn, VARIANT_PRIMARY, full_scale=True)
+        if found is not None:
+            task_set_arn = found["taskSetArn"]
+            ctx.logger.info(f"Found task set {short_name(task_set_arn)} of this commit; using it.")
     if not task_set_arn:
-        task_set_input = {
-            "cluster": cluster,
-            "service": name,
-            "taskDefinition": task_definition_arn,
-            "scale": {"unit": "PERCENT", "value": 100.0},
-            "tags": tag_list(tags),
-            **{k: v for k, v in task_set_part.items() if k != "taskDefinition" and k != "loadBalancers"},
-        }
-        primary = spec.input.target_groups.primary
-        if primary is not None and spec.input.access_type == "ELB":
-            task_set_input["loadBalancers"] = [primary.as_aws()]
-        elif task_set_part.get("loadBalancers"):
-            task_set_input["loadBalancers"] = task_set_part["loadBalancers"]
-        created = provider.create_task_set(task_set_input, client_token(ctx, "task-set"))
-        task_set_arn = created["taskSetArn"]
-        target = (
-            f" on target group {_short_arn(primary.target_group_arn)}"
-            if "loadBalancers" in task_set_input and primary
-            else ""
+        created = create_task_set(
+            ctx,
+            provider,
+            target,
+            task_definition_arn,
+            variant=VARIANT_PRIMARY,
+            scale=100,
+            target_group=target.primary,
+            token="task-set",
         )
-        ctx.logger.info(f"Created task set {_short_arn(task_set_arn)} at 100 %{target}.")
+        task_set_arn = created["taskSetArn"]
         ctx.save_stage_metadata(task_set_arn=task_set_arn)
-    provider.make_primary(cluster, name, task_set_arn)
-    ctx.logger.info(f"Task set {_short_arn(task_set_arn)} is now the primary task set of {name}.")
-    deadline = ctx.now() + timedelta(seconds=ctx.knobs.ecs_stable_timeout)
+    provider.make_primary(target.cluster, target.name, task_set_arn)
+    ctx.logger.info(f"Task set {short_name(task_set_arn)} is now the primary task set of {target.name}.")
     ctx.save_stage_metadata(
         phase=APPLIED,
-        cluster=cluster,
-        service=name,
+        cluster=target.cluster,
+        service=target.name,
         task_set_arn=task_set_arn,
-        stable_deadline=deadline.isoformat(),
+        stable_deadline=stable_deadline(ctx),
     )
     ctx.logger.info("Waiting for the task set to become steady...")
-    return _wait_and_clean(ctx)
+    return _wait_and_clean(ctx, target)
 
 
-def _run_standalone(ctx: StageContext, provider, spec, task_definition_arn: str, tags: dict) -> Done:
+def _scale_down_for_recreate(ctx: StageContext, provider, target: ServiceTarget) -> int | None:
+    """quickSync.recreate: the service scaled to 0 and its tasks stopped before the new task set starts.
+    Answers the count to scale back to when the service definition leaves desiredCount to autoscaling."""
+    if ctx.metadata.get("phase") == RECREATED:
+        return ctx.metadata.get("recreate_count")
+    existing = provider.describe_service(target.cluster, target.name)
+    if existing is None:
+        ctx.logger.info(f"recreate: service {target.name} does not exist yet; nothing to stop.")
+        ctx.save_stage_metadata(phase=RECREATED, recreate_count=None)
+        return None
+    count = int(existing.get("desiredCount") or 0)
+    provider.update_service(target.cluster, target.name, {"desiredCount": 0})
+    ctx.logger.info(f"recreate: scaled service {target.name} down to 0 (it ran {count}).")
+    task_set_ids = {t.get("id") for t in provider.task_sets(target.cluster, target.name, draining=True)}
+    stopped = 0
+    for task in provider.tasks(target.cluster, service=target.name):
+        # ListTasks filters by service; the group / startedBy check keeps other services' tasks safe even so.
+        if task.get("lastStatus") == "STOPPED" or task.get("desiredStatus") == "STOPPED":
+            continue
+        if task.get("group") != f"service:{target.name}" and task.get("startedBy") not in task_set_ids:
+            continue
+        provider.stop_task(target.cluster, task["taskArn"], f"PipePortal recreate of {target.name}")
+        stopped += 1
+    ctx.logger.info(f"recreate: stopped {stopped} running task(s) of {target.name}.")
+    ctx.save_stage_metadata(phase=RECREATED, recreate_count=count or None)
+    return count or None
+
+
+def _run_standalone(
+    ctx: StageContext, provider, spec, task_definition_arn: str, target: ServiceTarget
+) -> Done:
+    from .provider import managed_tags, tag_list
+
+    tags = managed_tags(ctx.runtime.config.piped_id, ctx.deployment["application_id"], target.commit)
     run_input = {
-        "cluster": spec.input.cluster_arn or "default",
+        "cluster": target.cluster,
         "taskDefinition": task_definition_arn,
         "count": 1,
         "tags": tag_list(tags),
@@ -204,48 +164,60 @@ def _run_standalone(ctx: StageContext, provider, spec, task_definition_arn: str,
         ctx.logger.error(f"RunTask reported failures: {text}")
         return Done(FAILURE, f"RunTask reported failures: {text}")
     tasks = answer.get("tasks") or []
-    ctx.logger.success(f"Started {len(tasks)} standalone task(s) of {_short_arn(task_definition_arn)}.")
+    ctx.logger.success(f"Started {len(tasks)} standalone task(s) of {short_name(task_definition_arn)}.")
+    _refresh_live_state(ctx, target)
     return Done(SUCCESS, f"Started {len(tasks)} standalone task(s)")
 
 
-def _wait_and_clean(ctx: StageContext) -> Done | Continue:
+def _wait_and_clean(ctx: StageContext, target: ServiceTarget | None = None) -> Done | Continue:
     provider = ctx.platform_provider()
     meta = ctx.metadata
     cluster, name, arn = meta["cluster"], meta["service"], meta["task_set_arn"]
-    task_set = provider.task_set(cluster, name, arn)
-    if task_set is None or task_set.get("status") not in ("PRIMARY", "ACTIVE"):
-        message = f"Task set {_short_arn(arn)} disappeared from service {name} while waiting for it."
-        ctx.logger.error(message)
-        return Done(FAILURE, message)
-    service = provider.describe_service(cluster, name) or {}
-    stability = task_set.get("stabilityStatus", "")
-    pending = int(service.get("pendingCount") or 0)
-    if stability != "STEADY_STATE" or pending > 0:
-        deadline = parse_time(meta.get("stable_deadline"))
-        if deadline is not None and ctx.now() > deadline:
-            message = (
-                f"Task set {_short_arn(arn)} did not become steady within {format_seconds(ctx.knobs.ecs_stable_timeout)} "
-                f"(stabilityStatus {stability or 'unknown'}, {pending} pending task(s))."
-            )
-            ctx.logger.error(message)
-            return Done(FAILURE, message)
-        return Continue(ctx.knobs.ecs_poll, f"stabilityStatus {stability}, {pending} pending task(s)")
-    ctx.logger.info(f"Task set {_short_arn(arn)} is steady.")
+    waiting = wait_until_steady(ctx, provider, cluster, name, arn)
+    if waiting is not None:
+        return waiting
+    ctx.logger.info(f"Task set {short_name(arn)} is steady.")
+    lb = LoadBalancing(provider)
+    if target is None:
+        source = ctx.running if ctx.is_rollback else ctx.target
+        target = service_target(source, source.commit) if source is not None else None
+    if target is not None and target.access_type == "ELB" and target.primary and target.canary:
+        # The quick sync sends every request to the primary before the other task sets go.
+        _route_all_to_primary(ctx, lb, target.primary.target_group_arn, target.canary.target_group_arn, [])
     piped_id = ctx.runtime.config.piped_id
-    for other in provider.task_sets(cluster, name):
+    live = provider.task_sets(cluster, name)
+    for other in live:
         if other["taskSetArn"] == arn:
             continue
-        other_tags = tag_dict(other.get("tags"))
-        if other_tags.get(LABEL_MANAGED_BY) == MANAGED_BY_PIPED and other_tags.get(LABEL_PIPED) == piped_id:
-            provider.delete_task_set(cluster, name, other["taskSetArn"])
-            ctx.logger.info(f"Deleted the previous task set {_short_arn(other['taskSetArn'])}.")
-        else:
+        if not is_ours(other, piped_id):
             ctx.logger.info(
-                f"Left task set {_short_arn(other['taskSetArn'])} alone: this piped does not manage it."
+                f"Left task set {short_name(other['taskSetArn'])} alone: this piped does not manage it."
             )
-    task_definition = _short_arn(meta.get("task_definition_arn", ""))
-    ctx.logger.success(f"Service {name} runs {task_definition} in one primary task set.")
-    return Done(SUCCESS, f"{task_definition} is the primary task set of {name}")
+            continue
+        keep = [t for t in live if t["taskSetArn"] != other["taskSetArn"]]
+        reason = unsafe_to_delete(lb, other, keep)
+        if reason:
+            ctx.logger.info(f"Warning: left task set {short_name(other['taskSetArn'])} in place: {reason}.")
+            continue
+        provider.delete_task_set(cluster, name, other["taskSetArn"])
+        live = keep
+        ctx.logger.info(f"Deleted the previous task set {short_name(other['taskSetArn'])}.")
+    task_definition_name = short_name(meta.get("task_definition_arn", ""))
+    ctx.logger.success(f"Service {name} runs {task_definition_name} in one primary task set.")
+    _refresh_live_state(ctx, target)
+    return Done(SUCCESS, f"{task_definition_name} is the primary task set of {name}")
+
+
+def _route_all_to_primary(
+    ctx: StageContext, lb: LoadBalancing, primary: str, canary: str, listeners: list[str]
+) -> int:
+    """Weights primary 100 / canary 0 on every rule forwarding to both (of `listeners` and of the primary
+    target group's load balancers). Answers how many rules forward to both."""
+    rules = {r.arn: r for r in lb.rules_of_listeners(listeners)}
+    rules.update({r.arn: r for r in lb.rules_for([primary])})
+    both = [r for r in rules.values() if r.forwards_to(primary, canary)]
+    route(lb, both, primary, canary, (100, 0), ctx.logger.info)
+    return len(both)
 
 
 @register
@@ -255,21 +227,408 @@ class ECSSync(StageExecutor):
 
     def execute(self, ctx: StageContext) -> Done | Continue:
         options = ctx.options if ctx.options is not None else getattr(ctx.target.spec, "quick_sync", None)
-        if getattr(options, "recreate", False) and ctx.metadata.get("phase") != APPLIED:
-            ctx.logger.info(
-                "Warning: `recreate` is not supported yet; the service is synced without stopping its tasks first."
-            )
-        if ctx.metadata.get("phase") != APPLIED:
+        if ctx.metadata.get("phase") is None:
             ctx.logger.info(f"Syncing to commit {ctx.commit['hash'][:7]}.")
-        return sync(ctx, ctx.target, ctx.commit["hash"])
+        return sync(ctx, ctx.target, ctx.commit["hash"], recreate=bool(getattr(options, "recreate", False)))
+
+
+# --- Canary ---------------------------------------------------------------------------------------------
+
+
+def _needs_service(ctx: StageContext, target: ServiceTarget, stage: str) -> Done | None:
+    if target.standalone:
+        message = (
+            f"{stage} needs a service: the application has no service definition (serviceDefinitionFile)."
+        )
+        ctx.logger.error(message)
+        return Done(FAILURE, message)
+    return None
+
+
+@register
+class ECSCanaryRollout(StageExecutor):
+    """A non-primary task set of the new version at `scale` % of the service's desired count, on the canary
+    target group (ELB) or in the service's registries (SERVICE_DISCOVERY); steady before the stage ends."""
+
+    name = "ECS_CANARY_ROLLOUT"
+    kinds = frozenset({"ECS"})
+
+    def execute(self, ctx: StageContext) -> Done | Continue:
+        provider = ctx.platform_provider()
+        if ctx.metadata.get("phase") == APPLIED:
+            return self._wait(ctx, provider)
+        target = service_target(ctx.target, ctx.commit["hash"])
+        failed = _needs_service(ctx, target, self.name)
+        if failed:
+            return failed
+        if target.access_type == "ELB" and target.canary is None:
+            message = (
+                "ECS_CANARY_ROLLOUT needs a canary target group with accessType ELB: set "
+                "spec.input.targetGroups.canary in the app config."
+            )
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        scale = float(getattr(ctx.options, "scale", 0) or 0)
+        log_warnings(ctx, target)
+        task_definition_arn = task_definition(ctx, provider, target, for_deployment=True)
+        failed = apply_service(ctx, provider, target)
+        if failed:
+            return failed
+        canary = None
+        known = (_deployment_meta(ctx).get(META_CANARY) or {}).get("task_set_arn")
+        if known:
+            canary = provider.task_set(target.cluster, target.name, known)
+            if canary is not None and canary.get("status") not in ("ACTIVE", "PRIMARY"):
+                canary = None
+        canary = canary or find_task_set(ctx, provider, target, task_definition_arn, VARIANT_CANARY)
+        if canary is not None:
+            ctx.logger.info(
+                f"Found canary task set {short_name(canary['taskSetArn'])} of this commit; using it."
+            )
+            if float((canary.get("scale") or {}).get("value", 0)) != scale:
+                provider.set_task_set_scale(target.cluster, target.name, canary["taskSetArn"], scale)
+                ctx.logger.info(f"Scaled it to {scale:g} %.")
+        else:
+            canary = create_task_set(
+                ctx,
+                provider,
+                target,
+                task_definition_arn,
+                variant=VARIANT_CANARY,
+                scale=scale,
+                target_group=target.canary,
+                token="canary-task-set",
+            )
+        arn = canary["taskSetArn"]
+        ctx.save_deployment_metadata(
+            **{
+                META_CANARY: {
+                    "task_set_arn": arn,
+                    "scale": scale,
+                    "task_definition": short_name(task_definition_arn),
+                    "target_group": target.canary.target_group_arn if target.canary else "",
+                    "cluster": target.cluster,
+                    "service": target.name,
+                }
+            }
+        )
+        ctx.save_stage_metadata(
+            phase=APPLIED,
+            cluster=target.cluster,
+            service=target.name,
+            task_set_arn=arn,
+            stable_deadline=stable_deadline(ctx),
+        )
+        ctx.logger.info("Waiting for the canary task set to become steady...")
+        return self._wait(ctx, provider, target)
+
+    def _wait(self, ctx: StageContext, provider, target: ServiceTarget | None = None) -> Done | Continue:
+        meta = ctx.metadata
+        waiting = wait_until_steady(ctx, provider, meta["cluster"], meta["service"], meta["task_set_arn"])
+        if waiting is not None:
+            return waiting
+        canary = _deployment_meta(ctx).get(META_CANARY) or {}
+        where = f" on target group {short_name(canary['target_group'])}" if canary.get("target_group") else ""
+        text = (
+            f"Canary task set {short_name(meta['task_set_arn'])} ({canary.get('task_definition', '')}) "
+            f"runs at {float(canary.get('scale', 0)):g} %{where}."
+        )
+        ctx.logger.success(text)
+        _refresh_live_state(ctx, target)
+        return Done(SUCCESS, text)
+
+
+@register
+class ECSTrafficRouting(StageExecutor):
+    """Weights (primary, canary) on every listener rule that forwards to both target groups."""
+
+    name = "ECS_TRAFFIC_ROUTING"
+    kinds = frozenset({"ECS"})
+
+    def execute(self, ctx: StageContext) -> Done:
+        target = service_target(ctx.target, ctx.commit["hash"])
+        if target.access_type != "ELB":
+            message = (
+                f"ECS_TRAFFIC_ROUTING works with accessType ELB; this application uses {target.access_type}, "
+                "where the canary task set is reached through the service registry. Remove the stage."
+            )
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        if target.primary is None or target.canary is None:
+            message = (
+                "ECS_TRAFFIC_ROUTING needs both target groups: set spec.input.targetGroups.primary and "
+                ".canary in the app config."
+            )
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        options = ctx.options
+        weights = options.weights() if options is not None else (100, 0)
+        primary, canary = target.primary.target_group_arn, target.canary.target_group_arn
+        lb = LoadBalancing(ctx.platform_provider())
+        if lb.target_group(primary) is None:
+            message = f"The primary target group {primary} does not exist."
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        balancers = lb.load_balancers([primary])
+        if not balancers:
+            message = (
+                f"The primary target group {lb.name(primary)} belongs to no load balancer: no listener rule "
+                "forwards to it, so there is no traffic to route."
+            )
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        rules = lb.rules_for([primary])
+        both = [r for r in rules if r.forwards_to(primary, canary)]
+        for rule in rules:
+            if rule.forwards_to(primary) and not rule.forwards_to(primary, canary):
+                ctx.logger.info(
+                    f"Warning: {rule.label} forwards to the primary target group {lb.name(primary)} only, so "
+                    f"its traffic stays on the primary; add {lb.name(canary)} to that forward action (weight 0) "
+                    "to have this stage route it too."
+                )
+        if not both:
+            only_primary = [r.label for r in rules if r.forwards_to(primary)]
+            hint = (
+                f"change {'; '.join(only_primary)} to forward to both target groups"
+                if only_primary
+                else f"add a listener rule forwarding to {lb.name(primary)} and {lb.name(canary)}"
+            )
+            message = (
+                f"No listener rule of load balancer {', '.join(short_name(b) for b in balancers)} forwards to "
+                f"both {lb.name(primary)} and {lb.name(canary)}, so the traffic cannot be split: {hint} "
+                "(weights primary 100, canary 0)."
+            )
+            ctx.logger.error(message)
+            return Done(FAILURE, message)
+        remembered = _deployment_meta(ctx).get(META_TRAFFIC) or {}
+        listeners = list(dict.fromkeys([*remembered.get("listeners", []), *(r.listener_arn for r in both)]))
+        # Remembered before any change, so that a rollback after a crash mid-way still finds every listener.
+        ctx.save_deployment_metadata(
+            **{
+                META_TRAFFIC: {
+                    **remembered,
+                    "listeners": listeners,
+                    "primary_target_group": primary,
+                    "canary_target_group": canary,
+                    "primary_name": lb.name(primary),
+                    "canary_name": lb.name(canary),
+                }
+            }
+        )
+        ctx.logger.info(f"Routing traffic: primary {weights[0]} %, canary {weights[1]} %.")
+        route(lb, both, primary, canary, weights, ctx.logger.info)
+        ctx.save_deployment_metadata(
+            **{
+                META_TRAFFIC: {
+                    **_deployment_meta(ctx)[META_TRAFFIC],
+                    "weights": {"primary": weights[0], "canary": weights[1]},
+                }
+            }
+        )
+        text = f"Primary {weights[0]} %, canary {weights[1]} % on {len(both)} listener rule(s)"
+        ctx.logger.success(f"{text}.")
+        _refresh_live_state(ctx, target)
+        return Done(SUCCESS, text)
+
+
+@register
+class ECSPrimaryRollout(StageExecutor):
+    """A 100 % task set of the new version on the primary target group, made primary once steady; then the
+    old primary goes (never a task set that still gets traffic nobody else serves)."""
+
+    name = "ECS_PRIMARY_ROLLOUT"
+    kinds = frozenset({"ECS"})
+
+    def execute(self, ctx: StageContext) -> Done | Continue:
+        provider = ctx.platform_provider()
+        phase = ctx.metadata.get("phase")
+        target = service_target(ctx.target, ctx.commit["hash"])
+        if phase is None:
+            failed = _needs_service(ctx, target, self.name) or self._create(ctx, provider, target)
+            if failed is not None:
+                return failed
+            phase = CREATED
+        meta = ctx.metadata
+        if phase == CREATED:
+            waiting = wait_until_steady(ctx, provider, target.cluster, target.name, meta["task_set_arn"])
+            if waiting is not None:
+                return waiting
+            ctx.logger.info(f"Task set {short_name(meta['task_set_arn'])} is steady.")
+            current = [
+                t for t in provider.task_sets(target.cluster, target.name) if t.get("status") == "PRIMARY"
+            ]
+            old = [t["taskSetArn"] for t in current if t["taskSetArn"] != meta["task_set_arn"]]
+            ctx.save_stage_metadata(old_primary_arns=old)
+            if old or not current:
+                provider.make_primary(target.cluster, target.name, meta["task_set_arn"])
+                ctx.logger.info(
+                    f"Task set {short_name(meta['task_set_arn'])} is now the primary task set of {target.name}."
+                )
+            ctx.save_stage_metadata(phase=PROMOTED)
+        return self._delete_old_primary(ctx, provider, target)
+
+    def _create(self, ctx: StageContext, provider, target: ServiceTarget) -> Done | None:
+        log_warnings(ctx, target)
+        task_definition_arn = task_definition(ctx, provider, target, for_deployment=True)
+        failed = apply_service(ctx, provider, target)
+        if failed is not None:
+            return failed
+        canary_arn = (_deployment_meta(ctx).get(META_CANARY) or {}).get("task_set_arn", "")
+        known = (_deployment_meta(ctx).get(META_PRIMARY) or {}).get("task_set_arn")
+        primary = provider.task_set(target.cluster, target.name, known) if known else None
+        if primary is not None and primary.get("status") not in ("ACTIVE", "PRIMARY"):
+            primary = None
+        primary = primary or find_task_set(
+            ctx,
+            provider,
+            target,
+            task_definition_arn,
+            VARIANT_PRIMARY,
+            exclude=(canary_arn,),
+            full_scale=True,
+        )
+        if primary is not None:
+            ctx.logger.info(f"Found task set {short_name(primary['taskSetArn'])} of this commit; using it.")
+        else:
+            primary = create_task_set(
+                ctx,
+                provider,
+                target,
+                task_definition_arn,
+                variant=VARIANT_PRIMARY,
+                scale=100,
+                target_group=target.primary,
+                token="primary-task-set",
+            )
+        arn = primary["taskSetArn"]
+        ctx.save_deployment_metadata(
+            **{META_PRIMARY: {"task_set_arn": arn, "task_definition": short_name(task_definition_arn)}}
+        )
+        ctx.save_stage_metadata(
+            phase=CREATED,
+            task_set_arn=arn,
+            cluster=target.cluster,
+            service=target.name,
+            stable_deadline=stable_deadline(ctx),
+        )
+        ctx.logger.info("Waiting for the new primary task set to become steady...")
+        return None
+
+    def _delete_old_primary(self, ctx: StageContext, provider, target: ServiceTarget) -> Done:
+        meta = ctx.metadata
+        piped_id = ctx.runtime.config.piped_id
+        canary_arn = (_deployment_meta(ctx).get(META_CANARY) or {}).get("task_set_arn", "")
+        live = provider.task_sets(target.cluster, target.name)
+        old = meta.get("old_primary_arns")
+        if old is None:
+            # Resumed without knowing which was the old primary: the earlier primaries this piped made.
+            old = [
+                t["taskSetArn"]
+                for t in live
+                if t["taskSetArn"] not in (meta["task_set_arn"], canary_arn)
+                and is_ours(t, piped_id)
+                and variant_of(t) != VARIANT_CANARY
+            ]
+        lb = LoadBalancing(provider)
+        for task_set in [t for t in live if t["taskSetArn"] in old]:
+            name = short_name(task_set["taskSetArn"])
+            if not is_ours(task_set, piped_id):
+                ctx.logger.info(f"Left the old primary task set {name} alone: this piped does not manage it.")
+                continue
+            keep = [t for t in live if t["taskSetArn"] != task_set["taskSetArn"]]
+            reason = unsafe_to_delete(lb, task_set, keep)
+            if reason:
+                ctx.logger.info(f"Warning: left the old primary task set {name} in place: {reason}.")
+                continue
+            provider.delete_task_set(target.cluster, target.name, task_set["taskSetArn"])
+            live = keep
+            ctx.logger.info(f"Deleted the old primary task set {name}.")
+        task_definition_name = short_name(meta.get("task_definition_arn", ""))
+        text = f"{task_definition_name} is the primary task set of {target.name} at 100 %"
+        ctx.logger.success(f"{text}.")
+        _refresh_live_state(ctx, target)
+        return Done(SUCCESS, text)
+
+
+@register
+class ECSCanaryClean(StageExecutor):
+    """Delete the canary task set (already gone counts as done), never while its target group gets traffic."""
+
+    name = "ECS_CANARY_CLEAN"
+    kinds = frozenset({"ECS"})
+
+    def execute(self, ctx: StageContext) -> Done:
+        provider = ctx.platform_provider()
+        target = service_target(ctx.target, ctx.commit["hash"])
+        failed = _needs_service(ctx, target, self.name)
+        if failed:
+            return failed
+        piped_id = ctx.runtime.config.piped_id
+        app_id = ctx.deployment["application_id"]
+        known = (_deployment_meta(ctx).get(META_CANARY) or {}).get("task_set_arn", "")
+        live = (
+            provider.task_sets(target.cluster, target.name)
+            if provider.describe_service(target.cluster, target.name)
+            else []
+        )
+        canaries = [
+            t
+            for t in live
+            if t["taskSetArn"] == known
+            or (
+                is_ours(t, piped_id)
+                and variant_of(t) == VARIANT_CANARY
+                and tag_dict(t.get("tags")).get("pipecd-dev-application") == app_id
+                and tag_dict(t.get("tags")).get("pipecd-dev-commit-hash") == target.commit
+            )
+        ]
+        if not canaries:
+            text = "The canary task set is already gone; nothing to clean"
+            ctx.logger.success(f"{text}.")
+            return Done(SUCCESS, text)
+        lb = LoadBalancing(provider)
+        for canary in canaries:
+            if canary.get("status") == "PRIMARY":
+                message = (
+                    f"Task set {short_name(canary['taskSetArn'])} is the service's primary task set; "
+                    "it is not deleted as a canary."
+                )
+                ctx.logger.error(message)
+                return Done(FAILURE, message)
+            keep = [t for t in live if t["taskSetArn"] != canary["taskSetArn"]]
+            reason = unsafe_to_delete(lb, canary, keep)
+            if reason:
+                message = (
+                    f"The canary task set {short_name(canary['taskSetArn'])} was not deleted: {reason}. Route "
+                    "the traffic to the primary first (ECS_TRAFFIC_ROUTING with primary: 100)."
+                )
+                ctx.logger.error(message)
+                return Done(FAILURE, message)
+            provider.delete_task_set(target.cluster, target.name, canary["taskSetArn"])
+            live = keep
+            ctx.logger.info(f"Deleted the canary task set {short_name(canary['taskSetArn'])}.")
+        text = f"Deleted {len(canaries)} canary task set(s)"
+        ctx.logger.success(f"{text}.")
+        _refresh_live_state(ctx, target)
+        return Done(SUCCESS, text)
+
+
+# --- Rollback -------------------------------------------------------------------------------------------
 
 
 @register
 class ECSRollback(StageExecutor):
+    """First the weights back to primary 100 / canary 0, then the last successful commit's definitions as a
+    100 % primary task set, then every other task set this piped manages deleted."""
+
     name = "ROLLBACK"
     kinds = frozenset({"ECS"})
 
     def execute(self, ctx: StageContext) -> Done | Continue:
+        phase = ctx.metadata.get("phase")
+        if phase is None:
+            self._restore_weights(ctx)
+            ctx.save_stage_metadata(phase=WEIGHTS_RESTORED)
         running = ctx.running
         if running is None:
             message = (
@@ -280,6 +639,56 @@ class ECSRollback(StageExecutor):
             return Done(FAILURE, message)
         if running.ecs_definitions().service is None:
             return Done(SKIPPED, "A standalone task has nothing to roll back")
-        if ctx.metadata.get("phase") != APPLIED:
+        if ctx.metadata.get("phase") == WEIGHTS_RESTORED:
             ctx.logger.info(f"Rolling back to commit {running.commit[:7]} (the last successful deployment).")
-        return sync(ctx, running, running.commit)
+            ctx.save_stage_metadata(phase="redeploying")
+        return sync(ctx, running, running.commit, for_deployment=False)
+
+    def _restore_weights(self, ctx: StageContext) -> None:
+        """Primary 100 / canary 0 on the listeners the traffic routing stages remembered, and on the rules of
+        the target groups the target and running configs name (weights a crash or an older cancel left)."""
+        remembered = _deployment_meta(ctx).get(META_TRAFFIC) or {}
+        pairs = []
+        if remembered.get("primary_target_group") and remembered.get("canary_target_group"):
+            pairs.append(
+                (
+                    remembered["primary_target_group"],
+                    remembered["canary_target_group"],
+                    remembered.get("listeners", []),
+                )
+            )
+        for source in (ctx.target, ctx.running):
+            if source is None:
+                continue
+            try:
+                groups = source.spec.input.target_groups
+                access = source.spec.input.access_type
+            except (SourceError, GitError):  # an unreadable config: the remembered listeners still count
+                continue
+            if access == "ELB" and groups.primary and groups.canary:
+                pair = (groups.primary.target_group_arn, groups.canary.target_group_arn, [])
+                if pair[:2] not in [p[:2] for p in pairs]:
+                    pairs.append(pair)
+        if not pairs:
+            return
+        lb = LoadBalancing(ctx.platform_provider())
+        routed = 0
+        for primary, canary, listeners in pairs:
+            if lb.target_group(primary) is None:
+                ctx.logger.info(
+                    f"Warning: target group {primary} no longer exists; its weights were not restored."
+                )
+                continue
+            routed += _route_all_to_primary(ctx, lb, primary, canary, listeners)
+        if routed:
+            ctx.logger.info(f"Traffic is back on the primary target group on {routed} listener rule(s).")
+            if remembered:
+                ctx.save_deployment_metadata(
+                    **{
+                        META_TRAFFIC: {
+                            **remembered,
+                            "weights": {"primary": 100, "canary": 0},
+                            "restored": True,
+                        }
+                    }
+                )

@@ -124,6 +124,24 @@ def _static_admin_still_valid(data: dict) -> bool:
     return constant_time_compare(data.get("credentials") or "", expected)
 
 
+def keep_static_admin_session(request: HttpRequest, project: Project) -> None:
+    """After the static admin changed its own credentials, keep the session that changed them.
+
+    Every other session opened with the old credentials still ends (like Django's
+    update_session_auth_hash). A call from anyone else's session changes nothing.
+    """
+    data = request.session.get(SESSION_KEY)
+    if not data or data.get("kind") != ActorKind.STATIC_ADMIN or data.get("project") != project.id:
+        return
+    project.refresh_from_db(fields=["static_admin_username", "static_admin_password"])
+    data["username"] = project.static_admin_username
+    data["credentials"] = static_admin_fingerprint(
+        project.static_admin_username, project.static_admin_password
+    )
+    request.session[SESSION_KEY] = data
+    PortalSession.objects.filter(session_key=request.session.session_key).update(username=data["username"])
+
+
 def principal_from_session(request: HttpRequest) -> Principal | None:
     data = request.session.get(SESSION_KEY)
     if not data:

@@ -168,3 +168,30 @@ def test_next_never_leaves_the_portal(creds, target):
         f"{login_url(project.id)}?next={target}", {"username": username, "password": password, "next": target}
     )
     assert response["Location"] == "/"
+
+
+def test_the_static_admin_changing_its_own_password_keeps_its_session_only(creds, rf):
+    from apps.accounts.services import keep_static_admin_session, principal_from_session
+
+    project, username, password = creds
+    mine = logged_in_static_admin(project, username, password)
+    other = logged_in_static_admin(project, username, password)
+    set_static_admin(
+        system_principal(project.id), project, username="ops-admin", password="a-new-password-123"
+    )
+
+    # What a view does after the change, with the session of the request that made it.
+    request = rf.get("/")
+    request.session = mine.session
+    keep_static_admin_session(request, project)
+    request.session.save()
+
+    assert mine.get(settings_page()).status_code == 200
+    assert mine.session[SESSION_KEY]["username"] == "ops-admin"
+    assert PortalSession.objects.get(session_key=mine.session.session_key).username == "ops-admin"
+    assert other.get(settings_page()).status_code == 302
+    # Anyone else's session is left as it is.
+    sso_request = rf.get("/")
+    sso_request.session = Client().session
+    keep_static_admin_session(sso_request, project)
+    assert principal_from_session(sso_request) is None

@@ -158,7 +158,14 @@ class ApplicationForm(forms.Form):
         max_length=500,
         help_text="Directory of the app config inside the repository, e.g. services/api.",
     )
-    config_filename = forms.CharField(max_length=200, initial=DEFAULT_CONFIG_FILENAME, label="Config file")
+    # Empty rather than pre-filled, so that a suggestion's own file name fills it without JavaScript too.
+    config_filename = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Config file",
+        widget=forms.TextInput(attrs={"placeholder": DEFAULT_CONFIG_FILENAME}),
+        help_text=f"Empty: {DEFAULT_CONFIG_FILENAME}.",
+    )
     platform_provider = forms.CharField(
         label="Platform provider",
         widget=forms.Select,
@@ -211,6 +218,9 @@ class ApplicationForm(forms.Form):
             if not (data.get(name) or "").strip():
                 data[name] = value
         return data
+
+    def clean_config_filename(self) -> str:
+        return self.cleaned_data["config_filename"].strip() or DEFAULT_CONFIG_FILENAME
 
     @property
     def has_reported_repositories(self) -> bool:

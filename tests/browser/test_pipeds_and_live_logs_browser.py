@@ -68,7 +68,13 @@ def seed_team():
         [
             suggestion("manifests", "services/cart", "cart", labels={"env": "prod", "team": "web"}),
             suggestion("manifests", "services/search", "search", labels={"env": "prod", "team": "web"}),
-            suggestion("infra", "jobs/nightly", "nightly-report", labels={"team": "data"}),
+            suggestion(
+                "infra",
+                "jobs/nightly",
+                "nightly-report",
+                labels={"team": "data"},
+                config_filename="nightly.pipecd.yaml",
+            ),
         ],
     )
     staging, _ = register_piped(system, project, name="staging-vpc")
@@ -187,15 +193,14 @@ def test_a_piped_page_shows_a_broken_remote_and_adding_an_app_from_a_suggestion(
     # Without JavaScript: pick a suggestion, leave the rest empty, submit.
     plain = without_javascript(portal, project, "erin", Role.EDITOR)
     plain.goto(portal.url("/applications/add/"))
-    plain.select_option("#id_suggestion", f"{prod.id}:infra:jobs/nightly/app.pipecd.yaml")
-    plain.fill("#id_config_filename", "")
+    plain.select_option("#id_suggestion", f"{prod.id}:infra:jobs/nightly/nightly.pipecd.yaml")
     plain.click("form button.primary")
     plain.wait_for_url(ADDED)
     nightly = Application.objects.get(project=project, name="nightly-report")
     assert (nightly.repo_id, nightly.path, nightly.config_filename) == (
         "infra",
         "jobs/nightly",
-        "app.pipecd.yaml",
+        "nightly.pipecd.yaml",
     )
 
     # A suggestion of the other piped is refused on its field, and nothing is added.

@@ -279,3 +279,25 @@ def test_the_form_and_the_list_cost_the_same_for_2_and_60_suggestions(world, dja
     assert len(options(body, "id_suggestion")) == 121
     with django_assert_max_num_queries(len(list_small)):
         assert "120 unregistered apps" in client.get(applications).content.decode()
+
+
+def test_an_empty_config_file_name_means_the_default_unless_a_suggestion_names_another(world):
+    report_suggestions(
+        world.piped, [suggestion("infra", "jobs/nightly", "nightly", config_filename="job.pipecd.yaml")]
+    )
+    form = {
+        "piped": str(world.piped.id),
+        "repo_id": "infra",
+        "path": "svc/plain",
+        "config_filename": "",
+        "platform_provider": "ecs-dev",
+        "kind": "ECS",
+        "name": "plain",
+    }
+    assert world.clients["editor"].post(ADD, form).status_code == 302
+    assert Application.objects.get(name="plain").config_filename == "app.pipecd.yaml"
+
+    chosen = key(world.piped, "infra", "jobs/nightly/job.pipecd.yaml")
+    blank = {**form, "suggestion": chosen, "repo_id": "", "path": "", "name": ""}
+    assert world.clients["editor"].post(ADD, blank).status_code == 302
+    assert Application.objects.get(name="nightly").config_filename == "job.pipecd.yaml"

@@ -264,14 +264,13 @@ def too_large(file: str) -> Problem:
 
 
 def read_config_text(path: Any, label: str) -> str:
-    """A config or definition file's text, refused unread (ValueError) when it is too large.
+    """A config or definition file's text, refused (ValueError) when it is too large.
 
+    At most one character past the limit is ever read, whatever the file is (a device, a pipe).
     Raises OSError and UnicodeDecodeError as `Path.read_text` does.
     """
-    from pathlib import Path as FilePath
-
-    file = FilePath(path)
-    # UTF-8 takes at least a byte per character: a file within the limit in bytes is within it in text.
-    if file.is_file() and file.stat().st_size > MAX_FILE_CHARS:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read(MAX_FILE_CHARS + 1)
+    if len(text) > MAX_FILE_CHARS:
         raise ValueError(too_large(label).message)
-    return file.read_text(encoding="utf-8")
+    return text

@@ -240,3 +240,9 @@ def test_mask_hides_credentials_written_into_urls_and_non_text_secrets():
         "git@github.com:o/m.git",
     ]
     assert masked["platformProviders"][0]["config"] == {"apiToken": MASK, "nested": {"password": MASK}}
+
+
+def test_a_file_that_never_ends_is_refused_after_the_limit():
+    # validateconfig may be pointed at anything; a device or a pipe must not be read until memory runs out.
+    with pytest.raises(ConfigError, match="larger than 8 MB"):
+        load_file("/dev/zero")

@@ -222,6 +222,13 @@ class ApplicationForm(forms.Form):
     def clean_config_filename(self) -> str:
         return self.cleaned_data["config_filename"].strip() or DEFAULT_CONFIG_FILENAME
 
+    def _refuse_suggestion(self, message: str) -> None:
+        """Name the problem on the suggestion; the fields the person left for it to fill are not at fault."""
+        for name in (*SUGGESTION_FIELDS, "piped", "platform_provider"):
+            if not (self.data.get(name) or "").strip():
+                self.errors.pop(name, None)
+        self.add_error("suggestion", message)
+
     @property
     def has_reported_repositories(self) -> bool:
         shown = [self.selected_piped] if self.selected_piped else self.pipeds.values()
@@ -230,23 +237,20 @@ class ApplicationForm(forms.Form):
     def clean(self):
         data = super().clean()
         piped = self.pipeds.get(data.get("piped") or "")
+        key = data.get("suggestion")
+        suggestion = self.suggestions.get(key) if key else None
+        if key and suggestion is None:
+            self._refuse_suggestion(
+                "This suggestion is not offered any more: the application may have been added already, "
+                "or the piped no longer finds its config."
+            )
         if piped is None:
             return data
-        key = data.get("suggestion")
-        if key:
-            suggestion = self.suggestions.get(key)
-            if suggestion is None:
-                self.add_error(
-                    "suggestion",
-                    "This suggestion is not offered any more: the application may have been added already, "
-                    "or the piped no longer finds its config.",
-                )
-            elif suggestion.piped_id != str(piped.id):
-                self.add_error(
-                    "suggestion",
-                    f"This suggestion was found by piped {suggestion.piped_name}, not by {piped.name}: "
-                    "choose that piped or another suggestion.",
-                )
+        if suggestion is not None and suggestion.piped_id != str(piped.id):
+            self._refuse_suggestion(
+                f"This suggestion was found by piped {suggestion.piped_name}, not by {piped.name}: "
+                "choose that piped or another suggestion."
+            )
         repo_id = data.get("repo_id")
         repos = reported_repo_ids(piped)
         if repo_id and repo_id not in repos:

@@ -301,3 +301,27 @@ def test_an_empty_config_file_name_means_the_default_unless_a_suggestion_names_a
     blank = {**form, "suggestion": chosen, "repo_id": "", "path": "", "name": ""}
     assert world.clients["editor"].post(ADD, blank).status_code == 302
     assert Application.objects.get(name="nightly").config_filename == "job.pipecd.yaml"
+
+
+def test_a_refused_suggestion_is_the_only_error_named_when_the_rest_was_left_to_it(world):
+    staging = staging_piped(world)
+    before = demo_state()
+    response = world.clients["editor"].post(
+        ADD,
+        {
+            "piped": str(world.piped.id),
+            "suggestion": key(staging, "stg", "svc/cart/app.pipecd.yaml"),
+            "repo_id": "",
+            "path": "",
+            "config_filename": "",
+            "platform_provider": "",
+            "kind": "ECS",
+            "name": "",
+        },
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "found by piped staging" in field_error(body, "suggestion")
+    assert body.count('class="field-error"') == 1
+    assert "This field is required" not in body
+    assert demo_state() == before

@@ -160,6 +160,8 @@ def update_application(
             piped = Piped.objects.get(pk=uuid.UUID(str(piped_id)), project_id=app.project_id)
         except (Piped.DoesNotExist, ValueError):
             raise InvalidInput("No such piped in this project.", field="piped_id") from None
+        if piped.disabled:
+            raise InvalidInput(f"Piped {piped.name!r} is disabled.", field="piped_id")
         changes["piped"] = piped
     if platform_provider is not None:
         if not platform_provider.strip():

@@ -44,9 +44,13 @@ def get_deployment(principal: Principal, deployment_id, action: str = Action.GET
 def get_stage(deployment: Deployment, stage_id: str, *, lock: bool = False) -> Stage:
     queryset = Stage.objects.select_for_update() if lock else Stage.objects
     try:
-        return queryset.get(deployment=deployment, stage_id=stage_id)
+        stage = queryset.get(deployment=deployment, stage_id=stage_id)
     except Stage.DoesNotExist:
-        raise NotFound(f"Stage {stage_id!r} not found in this deployment.") from None
+        stage = None
+    # MariaDB's collation matches `APPROVAL` or `approval ` to `approval`; the piped knows only the exact id.
+    if stage is None or stage.stage_id != stage_id:
+        raise NotFound(f"Stage {stage_id!r} not found in this deployment.")
+    return stage
 
 
 def get_command(principal: Principal, command_id) -> Command:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
@@ -40,7 +40,11 @@ def normalize_remote(remote: str) -> str:
     if not remote:
         return ""
     if "://" in remote:
-        parts = urlsplit(remote)
+        try:
+            parts = urlsplit(remote)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            return remote.lower()
         if parts.scheme == "file":
             return "file:" + _strip_git(unquote(parts.path)).rstrip("/")
         host = (parts.hostname or "").lower()
@@ -71,12 +75,12 @@ def _unauthorized() -> JsonResponse:
     return JsonResponse({"detail": "Unauthorized"}, status=401)
 
 
-def _push_payload(request: HttpRequest) -> dict | None:
-    content_type = request.META.get("CONTENT_TYPE", "")
+def _push_payload(content_type: str, body: bytes) -> dict | None:
+    """The push event, sent as JSON or (GitHub's other choice) as a form field `payload`."""
     try:
         if content_type.startswith("application/x-www-form-urlencoded"):
-            return json.loads(request.POST.get("payload", ""))
-        return json.loads(request.body)
+            return json.loads(parse_qs(body.decode()).get("payload", [""])[0])
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -100,9 +104,16 @@ def git_webhook(request: HttpRequest) -> JsonResponse:
     project = (
         Project.objects.filter(pk=project_id).only("id", "git_webhook_secret").first() if project_id else None
     )
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse({"detail": "Content-Length is not a number."}, status=400)
+    if length > MAX_BODY_BYTES:
         return JsonResponse({"detail": "The body is too large."}, status=413)
-    body = request.body
+    # Read the stream directly: Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) would refuse large pushes.
+    body = request.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return JsonResponse({"detail": "The body is too large."}, status=413)
     if project is None or not signature_matches(
         project.git_webhook_secret, body, request.META.get(SIGNATURE_HEADER, "")
     ):
@@ -112,7 +123,7 @@ def git_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": True, "event": "ping"})
     if event != "push":
         return JsonResponse({"ok": True, "event": event, "ignored": True}, status=202)
-    payload = _push_payload(request)
+    payload = _push_payload(request.META.get("CONTENT_TYPE", ""), body)
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "The body is not a JSON push event."}, status=400)
     ref = str(payload.get("ref") or "")

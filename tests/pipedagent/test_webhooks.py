@@ -176,3 +176,18 @@ def test_garbage_with_a_valid_signature_is_a_400(project, watching):
 
 def test_get_is_not_allowed(project):
     assert Client().get(f"/webhooks/git?project={project.id}").status_code == 405
+
+
+def test_a_push_larger_than_djangos_form_limit_still_works(project, watching):
+    """GitHub sends up to 25 MB; Django's 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE must not refuse a big push."""
+    payload = push("https://github.com/org/manifests.git")
+    payload["commits"] = [{"id": "c" * 40, "message": "x" * 1000} for _ in range(3000)]
+    body = json.dumps(payload).encode()
+    assert len(body) > 2_621_440
+    response = post(project.id, body, sign(project.git_webhook_secret, body))
+    assert response.status_code == 200, response.content
+    assert response.json()["matched"] == [{"piped_id": str(watching[0].id), "repo_id": "manifests"}]
+
+
+def test_a_malformed_remote_url_does_not_break_matching():
+    assert normalize_remote("https://github.com:notaport/org/repo") == "https://github.com:notaport/org/repo"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.services import end_user_sessions
+from apps.accounts.services import end_user_sessions, keep_static_admin_session
 from apps.core.errors import DomainError
 from apps.pipeds import services as piped_services
 from apps.pipeds.choices import MAX_PIPED_KEYS
@@ -389,6 +389,8 @@ def static_admin(request: HttpRequest, principal: Principal) -> HttpResponse:
     except DomainError as exc:
         apply_domain_error(form, exc)
         return _static_admin_page(request, project, form=form, status=exc.status_code)
+    # The other sessions opened with the old credentials end; the one that changed them stays.
+    keep_static_admin_session(request, project)
     messages.success(request, "Static admin saved. Use the new password at the next login.")
     return redirect("webui:settings_static_admin")
 

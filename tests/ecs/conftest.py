@@ -22,6 +22,10 @@ from tests.pipedagent.conftest import (  # noqa: F401  (fixtures used by the tes
     add_app,
     make_agent,
     manifests,
+    piped_client,
+    second_application,
+    second_client,
+    second_piped_and_key,
 )
 
 EXAMPLES = (
@@ -271,3 +275,11 @@ def seed_files(
 
 SEED_SERVICE = "hogehoge"
 V1 = ("PRIMARY", 100.0, "hogehoge:1", "primary-tg")
+
+
+@pytest.fixture
+def ecs_agent(request):
+    """tests/pipedagent's in-process piped, with a claim lease long enough that the renewer thread never
+    has to talk to the test database while a slow step runs on a loaded machine."""
+    make = request.getfixturevalue("make_agent")
+    return lambda **knobs: make(**{"claim_lease": 60, **knobs})

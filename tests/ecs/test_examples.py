@@ -31,9 +31,9 @@ PRIMARY, ACTIVE = "PRIMARY", "ACTIVE"
 FAMILY = "nginx-service-fam"
 
 
-def test_simple_quick_syncs_each_version(project, piped, make_agent, manifests, aws, ecs_values):
+def test_simple_quick_syncs_each_version(project, piped, ecs_agent, manifests, aws, ecs_values):
     add_app(project, piped, name="simple", path="apps/simple")
-    agent = make_agent()
+    agent = ecs_agent()
     first = deploy_first_version(agent, manifests, example_files("simple", ecs_values), "apps/simple")
     assert [s.name for s in first.stages.order_by("index")] == ["ECS_SYNC", "ROLLBACK"]
     assert task_sets(aws, ecs_values, "nginx-service") == [(PRIMARY, 100.0, f"{FAMILY}:1", "primary-tg")]
@@ -109,10 +109,10 @@ def _canary_like(agent, manifests, aws, values, name: str, service: str, *, scal
     return deployment
 
 
-def test_canary(project, piped, make_agent, manifests, aws, ecs_values):
+def test_canary(project, piped, ecs_agent, manifests, aws, ecs_values):
     add_app(project, piped, name="canary", path="apps/canary")
     _canary_like(
-        make_agent(),
+        ecs_agent(),
         manifests,
         aws,
         ecs_values,
@@ -123,10 +123,10 @@ def test_canary(project, piped, make_agent, manifests, aws, ecs_values):
     )
 
 
-def test_bluegreen(project, piped, make_agent, manifests, aws, ecs_values):
+def test_bluegreen(project, piped, ecs_agent, manifests, aws, ecs_values):
     add_app(project, piped, name="bluegreen", path="apps/bluegreen")
     deployment = _canary_like(
-        make_agent(),
+        ecs_agent(),
         manifests,
         aws,
         ecs_values,
@@ -139,9 +139,9 @@ def test_bluegreen(project, piped, make_agent, manifests, aws, ecs_values):
     assert "Deleted the old primary task set" in " ".join(logs(deployment.id, "stage-3"))
 
 
-def test_wait_approval(project, piped, make_agent, manifests, aws, ecs_values, editor):
+def test_wait_approval(project, piped, ecs_agent, manifests, aws, ecs_values, editor):
     add_app(project, piped, name="wait-approval", path="apps/wa")
-    agent = make_agent()
+    agent = ecs_agent()
     deploy_first_version(agent, manifests, example_files("wait-approval", ecs_values), "apps/wa")
     service = "nginx-canary-service"
     deployment = push_new_version(
@@ -171,9 +171,9 @@ def test_wait_approval(project, piped, make_agent, manifests, aws, ecs_values, e
     assert done["status"] == "SUCCESS", done["status_reason"]
 
 
-def test_service_discovery_simple(project, piped, make_agent, manifests, aws, ecs_values):
+def test_service_discovery_simple(project, piped, ecs_agent, manifests, aws, ecs_values):
     add_app(project, piped, name="sd-simple", path="apps/sd")
-    agent = make_agent()
+    agent = ecs_agent()
     deploy_first_version(agent, manifests, example_files("servicediscovery/simple", ecs_values), "apps/sd")
     service = "nginx-discovery-simple-service"
     assert task_sets(aws, ecs_values, service) == [(PRIMARY, 100.0, f"{FAMILY}:1", "registry")]
@@ -188,9 +188,9 @@ def test_service_discovery_simple(project, piped, make_agent, manifests, aws, ec
     assert weights(aws, ecs_values) == (100, 0)
 
 
-def test_service_discovery_canary(project, piped, make_agent, manifests, aws, ecs_values):
+def test_service_discovery_canary(project, piped, ecs_agent, manifests, aws, ecs_values):
     add_app(project, piped, name="sd-canary", path="apps/sdc")
-    agent = make_agent()
+    agent = ecs_agent()
     name = "servicediscovery/canary"
     deploy_first_version(agent, manifests, example_files(name, ecs_values), "apps/sdc")
     service = "nginx-canary-service"
@@ -222,11 +222,11 @@ def test_service_discovery_canary(project, piped, make_agent, manifests, aws, ec
     assert weights(aws, ecs_values) == (100, 0)
 
 
-def test_standalone_task_fargate(project, piped, make_agent, manifests, aws, ecs_values):
+def test_standalone_task_fargate(project, piped, ecs_agent, manifests, aws, ecs_values):
     from .conftest import clients
 
     add_app(project, piped, name="standalone", path="apps/task")
-    agent = make_agent()
+    agent = ecs_agent()
     first = deploy_first_version(
         agent, manifests, example_files("standalone-task/launch-type/fargate", ecs_values), "apps/task"
     )

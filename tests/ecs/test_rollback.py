@@ -30,9 +30,9 @@ TRAFFIC_10 = {"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}}
 FAIL = {"name": "SCRIPT_RUN", "with": {"run": "echo 'smoke test failed' && exit 3"}}
 
 
-def _start(project, piped, make_agent, manifests, ecs_values, pipeline):
+def _start(project, piped, ecs_agent, manifests, ecs_values, pipeline):
     add_app(project, piped)
-    agent = make_agent()
+    agent = ecs_agent()
     deploy_first_version(agent, manifests, seed_files(ecs_values, pipeline=pipeline), "apps/hello")
     deployment = push_new_version(
         agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=pipeline), "apps/hello"
@@ -48,10 +48,10 @@ def _rolled_back(aws, ecs_values):
 
 
 def test_a_failure_after_traffic_routing_rolls_back_weights_first(
-    project, piped, make_agent, manifests, aws, ecs_values
+    project, piped, ecs_agent, manifests, aws, ecs_values
 ):
     agent, deployment = _start(
-        project, piped, make_agent, manifests, ecs_values, [CANARY_20, TRAFFIC_10, FAIL]
+        project, piped, ecs_agent, manifests, ecs_values, [CANARY_20, TRAFFIC_10, FAIL]
     )
     finish_stage(agent, deployment.id, "stage-0")
     finish_stage(agent, deployment.id, "stage-1")
@@ -71,7 +71,7 @@ def test_a_failure_after_traffic_routing_rolls_back_weights_first(
 
 
 def test_a_failure_after_the_primary_rollout_redeploys_the_last_good_version(
-    project, piped, make_agent, manifests, aws, ecs_values
+    project, piped, ecs_agent, manifests, aws, ecs_values
 ):
     pipeline = [
         {"name": "ECS_CANARY_ROLLOUT", "with": {"scale": 50}},
@@ -79,7 +79,7 @@ def test_a_failure_after_the_primary_rollout_redeploys_the_last_good_version(
         {"name": "ECS_PRIMARY_ROLLOUT"},
         FAIL,
     ]
-    agent, deployment = _start(project, piped, make_agent, manifests, ecs_values, pipeline)
+    agent, deployment = _start(project, piped, ecs_agent, manifests, ecs_values, pipeline)
     for stage in ("stage-0", "stage-1", "stage-2"):
         assert finish_stage(agent, deployment.id, stage).status == "SUCCESS"
     assert task_sets(aws, ecs_values, SEED_SERVICE) == [
@@ -98,10 +98,10 @@ def test_a_failure_after_the_primary_rollout_redeploys_the_last_good_version(
 
 
 def test_cancel_with_rollback_during_the_approval(
-    project, piped, make_agent, manifests, aws, ecs_values, editor
+    project, piped, ecs_agent, manifests, aws, ecs_values, editor
 ):
     add_app(project, piped)
-    agent = make_agent()
+    agent = ecs_agent()
     deploy_first_version(agent, manifests, seed_files(ecs_values), "apps/hello")
     deployment = push_new_version(agent, manifests, seed_files(ecs_values, image_tag="v2"), "apps/hello")
     finish_stage(agent, deployment.id, "stage-0")
@@ -120,10 +120,10 @@ def test_cancel_with_rollback_during_the_approval(
 
 
 def test_cancel_without_rollback_leaves_everything_and_says_so(
-    project, piped, make_agent, manifests, aws, ecs_values, editor
+    project, piped, ecs_agent, manifests, aws, ecs_values, editor
 ):
     add_app(project, piped)
-    agent = make_agent()
+    agent = ecs_agent()
     deploy_first_version(agent, manifests, seed_files(ecs_values), "apps/hello")
     deployment = push_new_version(agent, manifests, seed_files(ecs_values, image_tag="v2"), "apps/hello")
     finish_stage(agent, deployment.id, "stage-0")
@@ -152,10 +152,10 @@ def test_cancel_without_rollback_leaves_everything_and_says_so(
 
 
 def test_a_first_deployment_cannot_roll_back_and_says_so(
-    project, piped, make_agent, manifests, aws, ecs_values
+    project, piped, ecs_agent, manifests, aws, ecs_values
 ):
     add_app(project, piped)
-    agent = make_agent()
+    agent = ecs_agent()
     files = seed_files(
         ecs_values, pipeline=[CANARY_20, TRAFFIC_10, FAIL], planner={"alwaysUsePipeline": True}
     )
@@ -175,10 +175,10 @@ def test_a_first_deployment_cannot_roll_back_and_says_so(
 
 
 def test_the_rollback_is_safe_to_run_again_after_a_crash(
-    project, piped, make_agent, manifests, aws, ecs_values
+    project, piped, ecs_agent, manifests, aws, ecs_values
 ):
     agent, deployment = _start(
-        project, piped, make_agent, manifests, ecs_values, [CANARY_20, TRAFFIC_10, FAIL]
+        project, piped, ecs_agent, manifests, ecs_values, [CANARY_20, TRAFFIC_10, FAIL]
     )
     done = agent.run(str(deployment.id), lambda d: d["status"] in ("SUCCESS", "FAILURE"))
     assert done["status"] == "FAILURE"
@@ -187,7 +187,7 @@ def test_the_rollback_is_safe_to_run_again_after_a_crash(
     rollback = stage_row(deployment.id, "rollback")
     type(rollback).objects.filter(pk=rollback.pk).update(status="RUNNING", metadata={}, completed_at=None)
     Deployment.objects.filter(pk=deployment.pk).update(status="ROLLING_BACK", completed_at=None)
-    restarted = make_agent()
+    restarted = ecs_agent()
     again = restarted.run(str(deployment.id), lambda d: d["status"] in ("SUCCESS", "FAILURE"))
     assert again["status"] == "FAILURE" and again["status_reason"].endswith("rolled back")
     _rolled_back(aws, ecs_values)

@@ -457,14 +457,17 @@ class ECSPrimaryRollout(StageExecutor):
             current = [
                 t for t in provider.task_sets(target.cluster, target.name) if t.get("status") == "PRIMARY"
             ]
-            old = [t["taskSetArn"] for t in current if t["taskSetArn"] != meta["task_set_arn"]]
-            ctx.save_stage_metadata(old_primary_arns=old)
-            if old or not current:
+            if any(t["taskSetArn"] == meta["task_set_arn"] for t in current):
+                # Already promoted by an earlier run of this stage that did not get to record the old primary.
+                ctx.save_stage_metadata(phase=PROMOTED)
+            else:
+                # Recorded before the promotion, so that a restart still knows which task set to delete.
+                ctx.save_stage_metadata(old_primary_arns=[t["taskSetArn"] for t in current])
                 provider.make_primary(target.cluster, target.name, meta["task_set_arn"])
                 ctx.logger.info(
                     f"Task set {short_name(meta['task_set_arn'])} is now the primary task set of {target.name}."
                 )
-            ctx.save_stage_metadata(phase=PROMOTED)
+                ctx.save_stage_metadata(phase=PROMOTED)
         return self._delete_old_primary(ctx, provider, target)
 
     def _create(self, ctx: StageContext, provider, target: ServiceTarget) -> Done | None:

@@ -160,7 +160,7 @@ class Job:
         raise NotImplementedError
 
     def abandon(self, reason: str) -> None:
-        """Called for a job still waiting when the pool closes."""
+        """Called for a job still waiting when the pool closes (the notifier records its own)."""
 
 
 class Dispatcher:

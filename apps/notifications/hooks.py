@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import events
+from . import builders
 from .notifier import Notifier, notifier_for
 
 logger = logging.getLogger(__name__)
@@ -56,24 +56,24 @@ def _emit(runtime: Any, build) -> None:
 
 @_guarded
 def deployment_triggered(runtime: Any, deployment: dict) -> None:
-    _emit(runtime, lambda source: events.triggered_event(source, deployment))
+    _emit(runtime, lambda source: builders.triggered_event(source, deployment))
 
 
 @_guarded
 def deployment_planned(runtime: Any, deployment: dict) -> None:
-    _emit(runtime, lambda source: events.planned_event(source, deployment))
+    _emit(runtime, lambda source: builders.planned_event(source, deployment))
 
 
 @_guarded
 def deployment_status(runtime: Any, deployment: dict, status: str, reason: str) -> None:
     """The deployment moved to `status` (RUNNING, ROLLING_BACK, SUCCESS, FAILURE, CANCELLED)."""
-    _emit(runtime, lambda source: events.status_event(source, deployment, status, reason))
+    _emit(runtime, lambda source: builders.status_event(source, deployment, status, reason))
 
 
 @_guarded
 def deployment_trigger_failed(runtime: Any, app: dict, commit_hash: str, reason: str) -> None:
     """No deployment could be triggered for `app` at `commit_hash` (its config is broken)."""
-    _emit(runtime, lambda source: events.trigger_failed_event(source, app, commit_hash, reason))
+    _emit(runtime, lambda source: builders.trigger_failed_event(source, app, commit_hash, reason))
 
 
 @_guarded
@@ -81,9 +81,9 @@ def stage_status(runtime: Any, deployment: dict, stage: dict, status: str, reaso
     """A stage started (RUNNING) or ended; an approval stage that succeeded is DEPLOYMENT_APPROVED too."""
     if not stage:
         return
-    _emit(runtime, lambda source: events.stage_event(source, deployment, stage, status, reason))
+    _emit(runtime, lambda source: builders.stage_event(source, deployment, stage, status, reason))
     if stage.get("name") == "WAIT_APPROVAL" and status == "SUCCESS":
-        _emit(runtime, lambda source: events.approved_event(source, deployment, stage, reason))
+        _emit(runtime, lambda source: builders.approved_event(source, deployment, stage, reason))
 
 
 @_guarded
@@ -91,7 +91,8 @@ def approval_waiting(ctx: Any, started: datetime, timeout: float) -> None:
     """A WAIT_APPROVAL stage starts waiting (called once, when it records its start time)."""
     deadline = started + timedelta(seconds=timeout)
     _emit(
-        ctx.runtime, lambda source: events.waiting_event(source, ctx.deployment, ctx.stage, deadline=deadline)
+        ctx.runtime,
+        lambda source: builders.waiting_event(source, ctx.deployment, ctx.stage, deadline=deadline),
     )
 
 
@@ -112,7 +113,7 @@ def approval_reminder(ctx: Any, started: datetime, timeout: float) -> float:
         deadline = started + timedelta(seconds=timeout)
         _emit(
             ctx.runtime,
-            lambda source: events.waiting_event(
+            lambda source: builders.waiting_event(
                 source, ctx.deployment, ctx.stage, deadline=deadline, reminder=True
             ),
         )
@@ -152,7 +153,7 @@ def around_sync_state_report(
 
 @_guarded
 def _sync_state_changed(runtime: Any, app: dict, status: str, short_reason: str, reason: str) -> None:
-    _emit(runtime, lambda source: events.sync_state_event(source, app, status, short_reason, reason))
+    _emit(runtime, lambda source: builders.sync_state_event(source, app, status, short_reason, reason))
 
 
 # --- The piped ------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def _sync_state_changed(runtime: Any, app: dict, status: str, short_reason: str,
 def piped_started(runtime: Any, role: str | None) -> None:
     """Only the process that runs the scheduler (exactly one per piped) speaks for the piped."""
     if role in (None, "scheduler"):
-        _emit(runtime, lambda source: events.piped_event(source, "PIPED_STARTED"))
+        _emit(runtime, lambda source: builders.piped_event(source, "PIPED_STARTED"))
 
 
 @_guarded
@@ -170,7 +171,7 @@ def piped_stopping(runtime: Any, *, scheduler: bool) -> None:
     """The piped stops cleanly: say PIPED_STOPPED (from the scheduler's process), then deliver what is
     queued within PIPED_NOTIFY_SHUTDOWN_SECONDS, and record it."""
     if scheduler:
-        _emit(runtime, lambda source: events.piped_event(source, "PIPED_STOPPED"))
+        _emit(runtime, lambda source: builders.piped_event(source, "PIPED_STOPPED"))
     notifier = getattr(runtime, "_notifier", None)
     if notifier is not None:
         notifier.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 from .delivery import (
@@ -55,10 +55,17 @@ class Notifier:
             portal=portal_url(spec.web_address, runtime.config.api_url),
             remotes={r.repo_id: r.remote for r in spec.repositories},
         )
-        self.dispatcher = Dispatcher(workers=self.options.workers, queue_size=self.options.queue_size)
+        # The lanes bound what waits (PIPED_NOTIFY_QUEUE_SIZE deliveries); the pool's own queue only holds
+        # what the lanes let through, and never refuses it.
+        self.dispatcher = Dispatcher(workers=self.options.workers, queue_size=2 * self.options.queue_size + 1)
         self.recorder = Recorder(self._send_records, self.options.flush_interval)
         self._mentions: OrderedDict[tuple, Any] = OrderedDict()
         self._mentions_lock = threading.Lock()
+        # One lane per (receiver, deployment / application / piped): its deliveries go out one after the
+        # other, in the order the events happened, so nobody reads "succeeded" before "triggered".
+        self._lanes: dict[tuple[str, str], deque[DeliveryJob]] = {}
+        self._lanes_lock = threading.Lock()
+        self._pending = 0
 
     @property
     def enabled(self) -> bool:
@@ -72,11 +79,37 @@ class Notifier:
         receivers = self.receivers_for(event)
         if not receivers:
             return False
-        if not self.dispatcher.submit(EventJob(self, event, receivers)):
+        deliveries = [DeliveryJob(self, event, receiver) for receiver in receivers]
+        with self._lanes_lock:
+            room = self._pending + len(deliveries) <= self.options.queue_size
+            if room:
+                for job in deliveries:
+                    self._lanes.setdefault(job.lane, deque()).append(job)
+                self._pending += len(deliveries)
+        if not room or not self.dispatcher.submit(ClaimJob(self, event, deliveries)):
             logger.warning("notification %s %s dropped: the queue is full", event.type, event.id)
-            for receiver in receivers:
-                self.record(event, receiver, 1, Attempt(DROPPED, error="the notification queue is full"))
+            for job in deliveries:
+                self.record(event, job.receiver, 1, Attempt(DROPPED, error="the notification queue is full"))
+                if room:
+                    self._settle(job, "done")
         return True
+
+    def _settle(self, job: DeliveryJob, state: str) -> None:
+        """`ready` (claimed), `skip` (a duplicate) or `done`; then start the next delivery of the lane."""
+        start = None
+        with self._lanes_lock:
+            job.state = state
+            lane = self._lanes.get(job.lane)
+            while lane and lane[0].state in ("skip", "done"):
+                lane.popleft()
+                self._pending -= 1
+            if lane and lane[0].state == "ready":
+                start = lane[0]
+                start.state = "running"
+            if lane is not None and not lane:
+                del self._lanes[job.lane]
+        if start is not None:
+            self.dispatcher.submit(start, follow_up=True)
 
     # --- what the sender threads do ---
 
@@ -171,36 +204,43 @@ class Notifier:
         return self.recorder.flush() and idle
 
     def close(self, timeout: float | None = None) -> None:
+        """Deliver what is queued within `timeout` (PIPED_NOTIFY_SHUTDOWN_SECONDS); record the rest as
+        ABANDONED; send the records."""
         self.dispatcher.close(self.options.shutdown_grace if timeout is None else timeout)
+        with self._lanes_lock:
+            left = [job for lane in self._lanes.values() for job in lane if job.state not in ("skip", "done")]
+            self._lanes.clear()
+            self._pending = 0
+        for job in left:
+            reason = "the piped stopped before this notification could be delivered"
+            self.record(job.event, job.receiver, job.tried + 1, Attempt(ABANDONED, error=reason))
         self.recorder.close()
 
 
-class EventJob(Job):
-    def __init__(self, notifier: Notifier, event: Event, receivers: list):
-        self.notifier, self.event, self.receivers = notifier, event, receivers
+class ClaimJob(Job):
+    """Registers the event at the control plane, then lets its deliveries go (or drops a duplicate)."""
+
+    def __init__(self, notifier: Notifier, event: Event, deliveries: list[DeliveryJob]):
+        self.notifier, self.event, self.deliveries = notifier, event, deliveries
 
     def run(self) -> None:
-        if not self.notifier.claim(self.event):
+        new = self.notifier.claim(self.event)
+        if not new:
             logger.info(
                 "notification %s %s was already sent by another process", self.event.type, self.event.id
             )
-            return None
-        for receiver in self.receivers:
-            job = DeliveryJob(self.notifier, self.event, receiver)
-            if not self.notifier.dispatcher.submit(job, follow_up=True):
-                self.notifier.record(
-                    self.event, receiver, 1, Attempt(DROPPED, error="the notification queue is full")
-                )
+        for job in self.deliveries:
+            self.notifier._settle(job, "ready" if new else "skip")
         return None
-
-    def abandon(self, reason: str) -> None:
-        for receiver in self.receivers:
-            self.notifier.record(self.event, receiver, 1, Attempt(ABANDONED, error=reason))
 
 
 class DeliveryJob(Job):
+    """One event to one receiver, with its retries; the head of its lane while it runs."""
+
     def __init__(self, notifier: Notifier, event: Event, receiver):
         self.notifier, self.event, self.receiver = notifier, event, receiver
+        self.lane = (receiver.name, event.ordering_key)
+        self.state = "waiting"
         self.tried = 0
 
     def run(self) -> float | None:
@@ -220,10 +260,10 @@ class DeliveryJob(Job):
                 result.duration_ms,
             )
         self.notifier.record(self.event, self.receiver, self.tried, result)
-        return backoff(options, self.tried, result.retry_after) if again else None
-
-    def abandon(self, reason: str) -> None:
-        self.notifier.record(self.event, self.receiver, self.tried + 1, Attempt(ABANDONED, error=reason))
+        if again:
+            return backoff(options, self.tried, result.retry_after)
+        self.notifier._settle(self, "done")
+        return None
 
 
 _LOCK = threading.Lock()

@@ -68,90 +68,111 @@ def _own_id(model, piped: Piped, value) -> uuid.UUID | None:
 # --- What pipeds report ---------------------------------------------------------------------------------
 
 
-def record_event(piped: Piped, data: dict) -> tuple[NotificationEvent | None, bool]:
-    """Keep an event a piped is about to deliver. Answers (event, new); an id already known is not new
-    (then the piped sends nothing: another process did or does)."""
+def _clean_event(data) -> dict:
     if not isinstance(data, dict):
         raise InvalidInput("event must be an object.", field="event")
-    event_id = _uuid(data.get("id"), "event.id")
     event_type = str(data.get("type") or "")
     if event_type not in NOTIFICATION_EVENTS:
         raise InvalidInput(f"Unknown event type {event_type!r}.", field="event.type")
-    occurred_at = _time(data.get("occurred_at"), "event.occurred_at")
-    existing = NotificationEvent.objects.filter(pk=event_id).first()
+    return {
+        "id": _uuid(data.get("id"), "event.id"),
+        "type": event_type,
+        "occurred_at": _time(data.get("occurred_at"), "event.occurred_at"),
+        "summary": str(data.get("summary") or "")[:500],
+        "application_id": data.get("application_id"),
+        "deployment_id": data.get("deployment_id"),
+    }
+
+
+def _store_event(piped: Piped, clean: dict) -> tuple[NotificationEvent | None, bool]:
+    existing = NotificationEvent.objects.filter(pk=clean["id"]).first()
     if existing is not None:
         return (existing if existing.piped_id == piped.id else None), False
     try:
         with transaction.atomic():
             event = NotificationEvent.objects.create(
-                id=event_id,
+                id=clean["id"],
                 project_id=piped.project_id,
                 piped=piped,
-                type=event_type,
+                type=clean["type"],
                 source=Source.PIPED,
-                application_id=_own_id(Application, piped, data.get("application_id")),
-                deployment_id=_own_id(Deployment, piped, data.get("deployment_id")),
-                summary=str(data.get("summary") or "")[:500],
-                occurred_at=occurred_at,
+                application_id=_own_id(Application, piped, clean["application_id"]),
+                deployment_id=_own_id(Deployment, piped, clean["deployment_id"]),
+                summary=clean["summary"],
+                occurred_at=clean["occurred_at"],
             )
     except IntegrityError:
         # Two processes registered the same event at once: the other one won.
-        existing = NotificationEvent.objects.filter(pk=event_id).first()
+        existing = NotificationEvent.objects.filter(pk=clean["id"]).first()
         return (existing if existing and existing.piped_id == piped.id else None), False
     return event, True
 
 
+def record_event(piped: Piped, data: dict) -> tuple[NotificationEvent | None, bool]:
+    """Keep an event a piped is about to deliver. Answers (event, new); an id already known is not new
+    (then the piped sends nothing: another process did or does). Another piped's event id answers
+    (None, False)."""
+    return _store_event(piped, _clean_event(data))
+
+
+def _clean_attempt(raw, where: str) -> dict:
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{where} must be an object.", field=where)
+    outcome = str(raw.get("outcome") or "")
+    if outcome not in Outcome.values:
+        raise InvalidInput(f"{where}.outcome: unknown outcome {outcome!r}.", field=f"{where}.outcome")
+    kind = str(raw.get("kind") or "")
+    if kind not in ReceiverKind.values:
+        raise InvalidInput(f"{where}.kind: expected slack or webhook.", field=f"{where}.kind")
+    try:
+        number = int(raw.get("attempt"))
+        status_code = int(raw["status_code"]) if raw.get("status_code") is not None else None
+        duration = max(int(raw.get("duration_ms") or 0), 0)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"{where}: attempt, status_code and duration_ms are numbers.", field=where
+        ) from None
+    if not 0 < number < 1000:
+        raise InvalidInput(f"{where}.attempt must be between 1 and 999.", field=f"{where}.attempt")
+    return {
+        "receiver": str(raw.get("receiver") or "")[:100],
+        "kind": kind,
+        "attempt": number,
+        "outcome": outcome,
+        "status_code": status_code if status_code is not None and 0 <= status_code < 1000 else None,
+        "error": str(raw.get("error") or "")[:500],
+        "duration_ms": min(duration, 2**31 - 1),
+        "attempted_at": _time(raw.get("attempted_at"), f"{where}.attempted_at"),
+    }
+
+
 def record_attempts(piped: Piped, attempts: list[dict]) -> int:
-    """Store a batch of delivery attempts; answers how many were received."""
+    """Store a batch of delivery attempts (each with its event); answers how many were received. The whole
+    batch is checked first: a bad entry writes nothing."""
     if not isinstance(attempts, list):
         raise InvalidInput("attempts must be a list.", field="attempts")
     if len(attempts) > MAX_ATTEMPTS_PER_CALL:
         raise InvalidInput(f"At most {MAX_ATTEMPTS_PER_CALL} attempts per call.", field="attempts")
-    rows: list[NotificationAttempt] = []
-    events: dict[str, NotificationEvent | None] = {}
+    cleaned = []
     for index, raw in enumerate(attempts):
         where = f"attempts[{index}]"
-        if not isinstance(raw, dict):
-            raise InvalidInput(f"{where} must be an object.", field=where)
-        event_data = raw.get("event") or {}
-        key = str(event_data.get("id") if isinstance(event_data, dict) else "")
-        if key not in events:
-            events[key] = record_event(piped, event_data)[0]
-        event = events[key]
-        if event is None:
-            continue
-        outcome = str(raw.get("outcome") or "")
-        if outcome not in Outcome.values:
-            raise InvalidInput(f"{where}.outcome: unknown outcome {outcome!r}.", field=f"{where}.outcome")
-        kind = str(raw.get("kind") or "")
-        if kind not in ReceiverKind.values:
-            raise InvalidInput(f"{where}.kind: expected slack or webhook.", field=f"{where}.kind")
+        fields = _clean_attempt(raw, where)
         try:
-            number = int(raw.get("attempt"))
-            status_code = int(raw["status_code"]) if raw.get("status_code") is not None else None
-            duration = max(int(raw.get("duration_ms") or 0), 0)
-        except (TypeError, ValueError):
-            raise InvalidInput(
-                f"{where}: attempt, status_code and duration_ms are numbers.", field=where
-            ) from None
-        if not 0 < number < 1000:
-            raise InvalidInput(f"{where}.attempt must be between 1 and 999.", field=f"{where}.attempt")
-        rows.append(
-            NotificationAttempt(
-                event=event,
-                piped=piped,
-                receiver=str(raw.get("receiver") or "")[:100],
-                kind=kind,
-                attempt=number,
-                outcome=outcome,
-                status_code=status_code if status_code is not None and 0 <= status_code < 1000 else None,
-                error=str(raw.get("error") or "")[:500],
-                duration_ms=min(duration, 2**31 - 1),
-                attempted_at=_time(raw.get("attempted_at"), f"{where}.attempted_at"),
-            )
-        )
-    # An attempt already recorded (a batch sent again after a lost answer) is left as it is.
-    NotificationAttempt.objects.bulk_create(rows, ignore_conflicts=True)
+            event = _clean_event(raw.get("event"))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}.{exc.message}", field=f"{where}.{exc.field}") from None
+        cleaned.append((event, fields))
+    with transaction.atomic():
+        events: dict[uuid.UUID, NotificationEvent | None] = {}
+        rows = []
+        for event_data, fields in cleaned:
+            if event_data["id"] not in events:
+                events[event_data["id"]] = _store_event(piped, event_data)[0]
+            event = events[event_data["id"]]
+            if event is not None:  # another piped's event: not this piped's to record
+                rows.append(NotificationAttempt(event=event, piped=piped, **fields))
+        # An attempt already recorded (a batch sent again after a lost answer) is left as it is.
+        NotificationAttempt.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
 
 
@@ -224,9 +245,10 @@ def deliver_control_plane_event(event_id, *, sleep=None) -> int:
     """Send a control-plane event (PIPED_OFFLINE) to the environment's receivers, with retries; every
     attempt is recorded. Answers how many receivers got it."""
     from . import slack, webhook
+    from .builders import piped_event
     from .delivery import DeliveryOptions, Retrier
     from .events import Source as EventSource
-    from .events import iso, piped_event
+    from .events import iso
 
     event = NotificationEvent.objects.select_related("piped").filter(pk=event_id).first()
     if event is None:

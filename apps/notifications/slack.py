@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 
+from .builders import triggered_by
 from .delivery import Attempt, post
-from .events import Event, format_seconds, parse_time, triggered_by
+from .events import Event, format_seconds, parse_time
 
 GREEN, RED, AMBER, BLUE, GREY = "#2eb886", "#d50200", "#daa038", "#1f6feb", "#9ca3af"
 STYLE = {
@@ -108,8 +109,7 @@ def fields(event: Event) -> list[tuple[str, str]]:
                 out.append(("Duration", format_seconds(deployment["duration_seconds"])))
     if stage is not None:
         label = "Waiting at" if event.type == "DEPLOYMENT_WAIT_APPROVAL" else "Stage"
-        rollback = " (rollback)" if stage.get("rollback") else ""
-        out.append((label, f"{escape(stage['name'])} ({escape(stage['id'])}){rollback}"))
+        out.append((label, f"{escape(stage['name'])} ({escape(stage['id'])})"))
     approval = event.approval or {}
     if event.type == "DEPLOYMENT_WAIT_APPROVAL":
         approvers = approval.get("approvers") or []
@@ -131,6 +131,8 @@ def fields(event: Event) -> list[tuple[str, str]]:
     return out
 
 
+# Where the reason only repeats the title ("The deployment completed successfully", "Approved by …").
+QUIET_REASONS = frozenset({"DEPLOYMENT_SUCCEEDED", "DEPLOYMENT_APPROVED", "STAGE_SUCCEEDED", "STAGE_STARTED"})
 BUTTONS = {
     "DEPLOYMENT_WAIT_APPROVAL": "Review and approve",
 }
@@ -157,7 +159,7 @@ def payload(event: Event, *, users: list[str] = (), groups: list[str] = ()) -> d
                 ],
             }
         )
-    if event.reason:
+    if event.reason and event.type not in QUIET_REASONS:
         if event.type == "APPLICATION_OUT_OF_SYNC":  # a unified diff: keep its lines as they are
             text = f"*What differs*\n```{_cut(escape(event.reason), MAX_TEXT - 30)}```"
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.notifications import events, slack
+from apps.notifications import builders, events, slack
 from apps.notifications.delivery import DELIVERED, FAILED, RETRYING
 from apps.pipelineconfig.piped import SlackReceiver
 
@@ -87,47 +87,47 @@ def sample_events() -> dict[str, events.Event]:
     approved = {**approve, "metadata": {"approved_by": ["erin", "alice"]}}
     deadline = NOW + timedelta(hours=2)
     return {
-        "DEPLOYMENT_TRIGGERED": events.triggered_event(SOURCE, d("PENDING"), now=NOW),
-        "DEPLOYMENT_PLANNED": events.planned_event(SOURCE, d("PLANNED"), now=NOW),
-        "DEPLOYMENT_STARTED": events.status_event(SOURCE, d("PLANNED"), "RUNNING", "", now=NOW),
-        "DEPLOYMENT_WAIT_APPROVAL": events.waiting_event(SOURCE, d(), approve, deadline=deadline, now=NOW),
-        "DEPLOYMENT_WAIT_APPROVAL-reminder": events.waiting_event(
+        "DEPLOYMENT_TRIGGERED": builders.triggered_event(SOURCE, d("PENDING"), now=NOW),
+        "DEPLOYMENT_PLANNED": builders.planned_event(SOURCE, d("PLANNED"), now=NOW),
+        "DEPLOYMENT_STARTED": builders.status_event(SOURCE, d("PLANNED"), "RUNNING", "", now=NOW),
+        "DEPLOYMENT_WAIT_APPROVAL": builders.waiting_event(SOURCE, d(), approve, deadline=deadline, now=NOW),
+        "DEPLOYMENT_WAIT_APPROVAL-reminder": builders.waiting_event(
             SOURCE, d(), approve, deadline=deadline, reminder=True, now=NOW
         ),
-        "DEPLOYMENT_APPROVED": events.approved_event(
+        "DEPLOYMENT_APPROVED": builders.approved_event(
             SOURCE, d(), approved, "Approved by erin, alice", now=NOW
         ),
-        "DEPLOYMENT_ROLLING_BACK": events.status_event(
+        "DEPLOYMENT_ROLLING_BACK": builders.status_event(
             SOURCE,
             d(),
             "ROLLING_BACK",
             "Stage ECS_PRIMARY_ROLLOUT (stage-2) failed: the task set did not become steady; rolling back",
             now=NOW,
         ),
-        "DEPLOYMENT_SUCCEEDED": events.status_event(
+        "DEPLOYMENT_SUCCEEDED": builders.status_event(
             SOURCE, d(), "SUCCESS", "The deployment completed successfully", now=NOW
         ),
-        "DEPLOYMENT_FAILED": events.status_event(
+        "DEPLOYMENT_FAILED": builders.status_event(
             SOURCE,
             d(),
             "FAILURE",
             "Stage ECS_PRIMARY_ROLLOUT (stage-2) failed: the task set did not become steady; rolled back",
             now=NOW,
         ),
-        "DEPLOYMENT_CANCELLED": events.status_event(
+        "DEPLOYMENT_CANCELLED": builders.status_event(
             SOURCE, d("CANCELLED"), "CANCELLED", "Cancelled by erin; rolled back", now=NOW
         ),
-        "DEPLOYMENT_TRIGGER_FAILED": events.trigger_failed_event(
+        "DEPLOYMENT_TRIGGER_FAILED": builders.trigger_failed_event(
             SOURCE,
             APP,
             COMMIT,
             "apps/test-app/app.pipecd.yaml:7:5: spec.inptu: unknown key (did you mean 'input'?)",
             now=NOW,
         ),
-        "APPLICATION_SYNCED": events.sync_state_event(
+        "APPLICATION_SYNCED": builders.sync_state_event(
             SOURCE, APP, "SYNCED", "The live state matches Git at 4f1c2d9", "", now=NOW
         ),
-        "APPLICATION_OUT_OF_SYNC": events.sync_state_event(
+        "APPLICATION_OUT_OF_SYNC": builders.sync_state_event(
             SOURCE,
             APP,
             "OUT_OF_SYNC",
@@ -135,22 +135,22 @@ def sample_events() -> dict[str, events.Event]:
             "--- live\n+++ git\n-  desiredCount: 3\n+  desiredCount: 2",
             now=NOW,
         ),
-        "STAGE_STARTED": events.stage_event(SOURCE, d(), stage(d(), "stage-2"), "RUNNING", now=NOW),
-        "STAGE_SUCCEEDED": events.stage_event(
+        "STAGE_STARTED": builders.stage_event(SOURCE, d(), stage(d(), "stage-2"), "RUNNING", now=NOW),
+        "STAGE_SUCCEEDED": builders.stage_event(
             SOURCE, d(), stage(d(), "stage-0"), "SUCCESS", "Canary task set is steady", now=NOW
         ),
-        "STAGE_FAILED": events.stage_event(
+        "STAGE_FAILED": builders.stage_event(
             SOURCE, d(), stage(d(), "stage-2"), "FAILURE", "the task set did not become steady", now=NOW
         ),
-        "STAGE_CANCELLED": events.stage_event(
+        "STAGE_CANCELLED": builders.stage_event(
             SOURCE, d(), approve, "CANCELLED", "Cancelled by erin", now=NOW
         ),
-        "STAGE_SKIPPED": events.stage_event(
+        "STAGE_SKIPPED": builders.stage_event(
             SOURCE, d(), stage(d(), "rollback"), "SKIPPED", "Nothing to roll back", now=NOW
         ),
-        "PIPED_STARTED": events.piped_event(SOURCE, "PIPED_STARTED", now=NOW),
-        "PIPED_STOPPED": events.piped_event(SOURCE, "PIPED_STOPPED", now=NOW),
-        "PIPED_OFFLINE": events.piped_event(
+        "PIPED_STARTED": builders.piped_event(SOURCE, "PIPED_STARTED", now=NOW),
+        "PIPED_STOPPED": builders.piped_event(SOURCE, "PIPED_STOPPED", now=NOW),
+        "PIPED_OFFLINE": builders.piped_event(
             SOURCE,
             "PIPED_OFFLINE",
             reason="No heartbeat since 2026-01-01T00:01:00Z (more than 120s)",

@@ -10,7 +10,7 @@ import pytest
 
 from apps.applications.services import add_application
 from apps.notifications import hooks, webhook
-from apps.notifications.events import deployment_event
+from apps.notifications.builders import deployment_event
 from apps.notifications.notifier import notifier_for
 from apps.projects.principal import system_principal
 

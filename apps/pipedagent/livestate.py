@@ -3,8 +3,8 @@ PIPED_LIVESTATE_SECONDS, 15 s by default) and drift detection (every PIPED_DRIFT
 default), each reported to the control plane.
 
 Both read the application's files at the Git head its repository poller last fetched. Drift is not
-checked while a deployment runs or while the config is invalid (the control plane ignores a drift report
-then anyway). An OUT_OF_SYNC result wakes the repository poller, which applies the application's
+checked while a deployment is pending or runs, nor while the config is invalid (the control plane ignores a
+drift report during a deployment anyway). An OUT_OF_SYNC result wakes the repository poller, which applies the application's
 `onOutOfSync` trigger. Only ECS applications are watched (the only kind PipePortal deploys).
 """
 
@@ -19,6 +19,7 @@ from .client import ApiError
 logger = logging.getLogger(__name__)
 
 SKIP_DRIFT = ("DEPLOYING", "INVALID_CONFIG")
+COMPLETED = ("SUCCESS", "FAILURE", "CANCELLED")
 
 
 class Watchers:
@@ -121,6 +122,8 @@ class Watchers:
         for app in self.scheduler.apps.all():
             if app.get("deploying") or app.get("sync_status") in SKIP_DRIFT:
                 continue
+            if (app.get("most_recent_deployment") or {}).get("status") not in COMPLETED:
+                continue  # a deployment is on its way: the Git head is about to be applied
             if not app.get("most_recent_successful_deployment"):
                 continue  # never deployed: there is nothing live to compare yet
             target = self._target(app)

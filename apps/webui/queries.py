@@ -11,7 +11,7 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from apps.accounts.models import PortalSession
-from apps.applications.models import Application
+from apps.applications.models import Application, ApplicationLiveState
 from apps.core.errors import InvalidInput
 from apps.deployments.choices import WAIT_APPROVAL, CommandType, StageStatus
 from apps.deployments.models import Command, Deployment, Stage, StageLogBlock
@@ -110,6 +110,11 @@ def recent_deployments(application: Application, limit: int = 10) -> list[Deploy
         .defer("metadata", "summary")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def application_live_state(application_id) -> ApplicationLiveState | None:
+    """What the piped last reported running for the application, and its last drift check (one row)."""
+    return ApplicationLiveState.objects.filter(application_id=application_id).first()
 
 
 def pipeds_for_application_form(project_id: str, *, with_suggestions: bool = False) -> list[Piped]:

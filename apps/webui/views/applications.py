@@ -12,7 +12,7 @@ from apps.core.errors import DomainError
 from apps.projects.principal import Principal
 from apps.projects.roles import Action, Resource
 
-from .. import queries
+from .. import livestate, queries
 from ..forms import (
     ApplicationEditForm,
     ApplicationFilterForm,
@@ -135,7 +135,11 @@ def _application_page(
         "running": app.most_recent_successful_deployment,
         "sync_form": sync_form or SyncForm(),
         "error": error,
+        # ECS live state and drift (apps/webui/livestate.py); the live state card refreshes by itself.
+        **livestate.application_context(app),
     }
+    if request.GET.get("fragment") == "live-state" and request.method == "GET":
+        return render_page(request, "webui/applications/_live_state.html", context, status=status)
     return render_page(request, "webui/applications/detail.html", context, status=status)
 
 

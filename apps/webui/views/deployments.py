@@ -24,7 +24,7 @@ from apps.ops.housekeeping import DETAILS_PRUNED_KEY
 from apps.projects.principal import Principal
 from apps.projects.roles import Action, Resource
 
-from .. import queries
+from .. import livestate, queries
 from ..forms import CancelForm, DeploymentFilterForm
 from ..pipeds import parse_time
 from ..templatetags.stagelogs import log_cursor
@@ -159,6 +159,9 @@ def _deployment_context(request: HttpRequest, principal: Principal, deployment: 
         "pending_cancel": pending_cancel,
         "poll_seconds": POLL_SECONDS,
         "cancel_form": CancelForm(),
+        # ECS: traffic split and task counts while a canary runs; the plan preview (apps/webui/livestate.py).
+        "canary": livestate.canary_context(deployment),
+        "preview": livestate.preview_context(deployment),
     }
 
 

@@ -183,13 +183,18 @@ class Dispatcher:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, job: Job, delay: float = 0.0, *, follow_up: bool = False) -> bool:
-        """Queue a job; False when the pool is full, or closed (a running job's follow-ups still go in)."""
+    def submit(
+        self, job: Job, delay: float = 0.0, *, at: float | None = None, follow_up: bool = False
+    ) -> bool:
+        """Queue a job to run after `delay` seconds, or at monotonic time `at` (a past time puts it before
+        what was queued later: the oldest work goes first). False when the pool is full, or closed (a
+        running job's follow-ups still go in)."""
         with self._cond:
             if (self._closed and not follow_up) or len(self._heap) >= self.queue_size:
                 return False
             self._start()
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), job))
+            due = at if at is not None else time.monotonic() + delay
+            heapq.heappush(self._heap, (due, next(self._seq), job))
             self._cond.notify()
             return True
 

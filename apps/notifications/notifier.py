@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -79,14 +80,15 @@ class Notifier:
         receivers = self.receivers_for(event)
         if not receivers:
             return False
-        deliveries = [DeliveryJob(self, event, receiver) for receiver in receivers]
+        queued_at = time.monotonic()
+        deliveries = [DeliveryJob(self, event, receiver, queued_at) for receiver in receivers]
         with self._lanes_lock:
             room = self._pending + len(deliveries) <= self.options.queue_size
             if room:
                 for job in deliveries:
                     self._lanes.setdefault(job.lane, deque()).append(job)
                 self._pending += len(deliveries)
-        if not room or not self.dispatcher.submit(ClaimJob(self, event, deliveries)):
+        if not room or not self.dispatcher.submit(ClaimJob(self, event, deliveries), at=queued_at):
             logger.warning("notification %s %s dropped: the queue is full", event.type, event.id)
             for job in deliveries:
                 self.record(event, job.receiver, 1, Attempt(DROPPED, error="the notification queue is full"))
@@ -109,14 +111,16 @@ class Notifier:
             if lane is not None and not lane:
                 del self._lanes[job.lane]
         if start is not None:
-            self.dispatcher.submit(start, follow_up=True)
+            # Due since its event was emitted: it goes before the work of events emitted after it.
+            self.dispatcher.submit(start, at=start.queued_at, follow_up=True)
 
     # --- what the sender threads do ---
 
     def claim(self, event: Event) -> bool:
         """True unless the control plane already has this event (then someone else sends it)."""
         try:
-            answer = self.runtime.client.post(EVENTS_PATH, {"event": event.record()})
+            # Asked once: while the control plane is away, delivering beats waiting for it.
+            answer = self.runtime.client.call("POST", EVENTS_PATH, {"event": event.record()}, attempts=1)
         except Exception as exc:
             # Better twice than never: without the control plane, deliver anyway.
             logger.warning("could not register notification %s (%s); sending it anyway", event.id, exc)
@@ -237,8 +241,9 @@ class ClaimJob(Job):
 class DeliveryJob(Job):
     """One event to one receiver, with its retries; the head of its lane while it runs."""
 
-    def __init__(self, notifier: Notifier, event: Event, receiver):
+    def __init__(self, notifier: Notifier, event: Event, receiver, queued_at: float):
         self.notifier, self.event, self.receiver = notifier, event, receiver
+        self.queued_at = queued_at
         self.lane = (receiver.name, event.ordering_key)
         self.state = "waiting"
         self.tried = 0

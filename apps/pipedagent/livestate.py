@@ -1,6 +1,8 @@
 """The piped's watchers, in the scheduler: the live state of every application (every
-PIPED_LIVESTATE_SECONDS, 15 s by default) and drift detection (every PIPED_DRIFT_SECONDS, a minute by
-default), each reported to the control plane.
+PIPED_LIVESTATE_SECONDS, 15 s by default, and every DEPLOYING_REFRESH_SECONDS for the applications whose
+deployment runs, so the portal follows a canary) and drift detection (every PIPED_DRIFT_SECONDS, a minute
+by default), each reported to the control plane. None of it runs in a stage: a deployment never waits for
+them.
 
 Both read the application's files at the Git head its repository poller last fetched. Drift is not
 checked while a deployment is pending or runs, nor while the config is invalid (the control plane ignores a
@@ -19,6 +21,7 @@ from .client import ApiError
 logger = logging.getLogger(__name__)
 
 SKIP_DRIFT = ("DEPLOYING", "INVALID_CONFIG")
+DEPLOYING_REFRESH_SECONDS = 3.0
 COMPLETED = ("SUCCESS", "FAILURE", "CANCELLED")
 
 
@@ -32,29 +35,43 @@ class Watchers:
     def start(self) -> list[threading.Thread]:
         knobs = self.runtime.config.knobs
         threads = []
-        for interval, once, name in (
-            (knobs.livestate_interval, self.live_state_once, "livestate"),
-            (knobs.drift_interval, self.drift_once, "drift"),
+        for interval, loop, name in (
+            (knobs.livestate_interval, self._live_state_loop, "livestate"),
+            (knobs.drift_interval, self._drift_loop, "drift"),
         ):
             if interval and interval > 0:
-                thread = threading.Thread(
-                    target=self._loop, args=(interval, once), name=f"piped-{name}", daemon=True
-                )
+                thread = threading.Thread(target=loop, args=(interval,), name=f"piped-{name}", daemon=True)
                 thread.start()
                 threads.append(thread)
         return threads
 
-    def _loop(self, interval: float, once) -> None:
+    def _guarded(self, call, *args) -> None:
+        try:
+            call(*args)
+        except Exception:
+            logger.exception("%s failed", call.__name__)
+
+    def _live_state_loop(self, interval: float) -> None:
+        """Every application each `interval`; in between, every few seconds, those whose deployment runs."""
         stop = self.scheduler.stop_event
-        # A first look soon after start (the pollers fetch first), then every interval.
+        tick = min(interval, DEPLOYING_REFRESH_SECONDS)
+        # A first look soon after start (the pollers fetch first).
+        full_due = time.monotonic() + min(interval, 2.0)
+        while not stop.wait(max(min(tick, full_due - time.monotonic()), 0)):
+            if time.monotonic() >= full_due:
+                full_due = time.monotonic() + interval
+                self._guarded(self.live_state_once)
+                continue
+            deploying = set(getattr(self.scheduler, "deploying_apps", ()) or ())
+            if deploying:
+                self._guarded(self.live_state_once, deploying)
+
+    def _drift_loop(self, interval: float) -> None:
+        stop = self.scheduler.stop_event
         next_due = time.monotonic() + min(interval, 2.0)
         while not stop.wait(max(next_due - time.monotonic(), 0)):
-            started = time.monotonic()
-            try:
-                once()
-            except Exception:
-                logger.exception("%s failed", once.__name__)
-            next_due = started + interval
+            next_due = time.monotonic() + interval
+            self._guarded(self.drift_once)
 
     # --- What is watched ---
 
@@ -89,13 +106,16 @@ class Watchers:
 
     # --- Live state ---
 
-    def live_state_once(self) -> int:
-        """Collect and report every application's live state; answers how many were reported."""
+    def live_state_once(self, only: set | None = None) -> int:
+        """Collect and report the live state of every application (or of those in `only`); answers how
+        many were reported."""
         from .platforms import ProviderError
         from .platforms.ecs.livestate import collect, report
 
         reported = 0
         for app in self.scheduler.apps.all():
+            if only is not None and app["id"] not in only:
+                continue
             target = self._target(app)
             provider = self._provider(app) if target is not None else None
             if provider is None:

@@ -619,6 +619,7 @@ class Scheduler:
     def dispatch_once(self) -> None:
         deployments = self.client.list_not_completed_deployments()
         busy = {d["application_id"] for d in deployments if d["status"] in ACTIVE}
+        self.deploying_apps = busy  # the live state watcher follows these more closely
         planned_first: set[str] = set()
         live = {d["id"] for d in deployments}
         self._sent = {k: v for k, v in self._sent.items() if k[0] in live}

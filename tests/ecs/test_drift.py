@@ -218,7 +218,9 @@ def test_drift_leaves_a_deploying_application_alone(deployed, aws, ecs_values):
     Application.objects.filter(pk=app.pk).update(deploying=True, sync_status="DEPLOYING")
     agent.scheduler.refresh_apps()
     assert Watchers(agent.scheduler).drift_once() == 0
-    assert _state(app)[0] == "DEPLOYING"
+    app.refresh_from_db()
+    assert app.sync_status == "DEPLOYING"
+    assert not ApplicationLiveState.objects.filter(application=app).exclude(drift_status="").exists()
 
 
 @pytest.mark.django_db

@@ -286,14 +286,17 @@ def test_the_piped_reports_the_live_state_during_a_canary(
     deploy_first_version(agent, manifests, seed_files(ecs_values), "apps/hello")
     deployment = push_new_version(agent, manifests, seed_files(ecs_values, image_tag="v2"), "apps/hello")
     finish_stage(agent, deployment.id, "stage-0")
-    # Each ECS stage reports the live state when it ends.
+    watchers = Watchers(agent.scheduler)
+    assert watchers.live_state_once() == 1
     after_canary = ApplicationLiveState.objects.get(application=app)
     assert [(t["status"], t["version"]) for t in after_canary.snapshot["task_sets"]] == [
         ("PRIMARY", "hogehoge:v1"),
         ("ACTIVE", "hogehoge:v2"),
     ]
+    # While the deployment runs, the watcher refreshes just this application between its full rounds.
+    assert watchers.live_state_once(only={"another-app"}) == 0
     finish_stage(agent, deployment.id, "stage-1")
-    assert Watchers(agent.scheduler).live_state_once() == 1
+    assert watchers.live_state_once(only={str(app.id)}) == 1
     state = ApplicationLiveState.objects.get(application=app)
     snapshot = state.snapshot
     assert state.updated_at is not None and state.snapshot_key == ""

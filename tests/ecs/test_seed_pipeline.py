@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from apps.deployments.choices import CommandType
 from apps.deployments.models import Command
+from apps.pipedagent.livestate import Watchers
 
 from .conftest import (
     SEED_SERVICE,
@@ -46,13 +47,16 @@ def test_the_seed_pipeline_with_an_approval_from_the_portal(
     )
 
     assert finish_stage(agent, deployment.id, "stage-0").status == "SUCCESS"  # ECS_CANARY_ROLLOUT 20
+    watchers = Watchers(agent.scheduler)  # the piped's live state watcher, one round at a time
+    watchers.live_state_once()
     assert task_sets(aws, ecs_values, SEED_SERVICE) == [V1, CANARY]
     assert weights(aws, ecs_values) == (100, 0)
     html = clients["viewer"].get(page).content.decode()
     assert 'aria-label="Canary"' in html and "(not routed yet)" in html
-    assert "hogehoge:2</strong> <span class=\"muted\">hogehoge:v2</span> at 20 %" in html
+    assert 'hogehoge:2</strong> <span class="muted">hogehoge:v2</span> at 20 %' in html
 
     assert finish_stage(agent, deployment.id, "stage-1").status == "SUCCESS"  # ECS_TRAFFIC_ROUTING canary 10
+    watchers.live_state_once()
     assert task_sets(aws, ecs_values, SEED_SERVICE) == [V1, CANARY]
     assert weights(aws, ecs_values) == (90, 10)
     html = clients["viewer"].get(page).content.decode()

@@ -10,7 +10,6 @@ uses.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -23,8 +22,6 @@ from .provider import (
     variant_of,
 )
 from .traffic import LoadBalancing
-
-logger = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1
 MAX_TASKS_SHOWN = 100
@@ -266,20 +263,3 @@ def report(client, app_id: str, snapshot: dict) -> None:
         f"/applications/{app_id}/live-state",
         {"snapshot": snapshot, "collected_at": snapshot.get("collected_at")},
     )
-
-
-def report_after_stage(ctx, target=None) -> None:
-    """Right after a stage changed the service, so the portal shows it without waiting for the next round."""
-    from .resources import service_target
-
-    try:
-        if target is None:
-            target = service_target(ctx.target, ctx.commit["hash"])
-        snapshot = collect(
-            ctx.platform_provider(), target, piped_id=ctx.runtime.config.piped_id, commit=target.commit
-        )
-        report(ctx.client, ctx.deployment["application_id"], snapshot)
-    except Exception as exc:  # never fails the stage: the live state loop reports again soon
-        logger.warning(
-            "live state of %s after stage %s: %s", ctx.deployment["application_id"], ctx.stage_id, exc
-        )

@@ -133,10 +133,13 @@ def task_definition(ctx: StageContext, provider, target: ServiceTarget, *, for_d
             )
         else:
             arn = _register(ctx, provider, target)
-    if ctx.metadata.get("task_definition_arn") != arn:
+    # Remembered at once: the next steps and stages (and a restart) use this revision, never another.
+    if for_deployment:
+        if (ctx.deployment.get("metadata") or {}).get(META_TASK_DEFINITION) != arn:
+            ctx.save_deployment_metadata(**{META_TASK_DEFINITION: arn})
+        ctx.metadata["task_definition_arn"] = arn  # saved with the stage's next metadata
+    elif ctx.metadata.get("task_definition_arn") != arn:
         ctx.save_stage_metadata(task_definition_arn=arn)
-    if for_deployment and (ctx.deployment.get("metadata") or {}).get(META_TASK_DEFINITION) != arn:
-        ctx.save_deployment_metadata(**{META_TASK_DEFINITION: arn})
     return arn
 
 

@@ -50,13 +50,6 @@ def _deployment_meta(ctx: StageContext) -> dict:
     return ctx.deployment.get("metadata") or {}
 
 
-def _refresh_live_state(ctx: StageContext, target: ServiceTarget | None = None) -> None:
-    """After a stage changed something, report the application's live state at once (best effort)."""
-    from .livestate import report_after_stage
-
-    report_after_stage(ctx, target)
-
-
 # --- Quick sync (and the rollback's redeploy) ------------------------------------------------------------
 
 
@@ -105,6 +98,7 @@ def sync(ctx: StageContext, source, commit: str, *, for_deployment: bool = True,
         cluster=target.cluster,
         service=target.name,
         task_set_arn=task_set_arn,
+        task_definition_arn=task_definition_arn,
         stable_deadline=stable_deadline(ctx),
     )
     ctx.logger.info("Waiting for the task set to become steady...")
@@ -165,7 +159,6 @@ def _run_standalone(
         return Done(FAILURE, f"RunTask reported failures: {text}")
     tasks = answer.get("tasks") or []
     ctx.logger.success(f"Started {len(tasks)} standalone task(s) of {short_name(task_definition_arn)}.")
-    _refresh_live_state(ctx, target)
     return Done(SUCCESS, f"Started {len(tasks)} standalone task(s)")
 
 
@@ -204,7 +197,6 @@ def _wait_and_clean(ctx: StageContext, target: ServiceTarget | None = None) -> D
         ctx.logger.info(f"Deleted the previous task set {short_name(other['taskSetArn'])}.")
     task_definition_name = short_name(meta.get("task_definition_arn", ""))
     ctx.logger.success(f"Service {name} runs {task_definition_name} in one primary task set.")
-    _refresh_live_state(ctx, target)
     return Done(SUCCESS, f"{task_definition_name} is the primary task set of {name}")
 
 
@@ -334,7 +326,6 @@ class ECSCanaryRollout(StageExecutor):
             f"runs at {float(canary.get('scale', 0)):g} %{where}."
         )
         ctx.logger.success(text)
-        _refresh_live_state(ctx, target)
         return Done(SUCCESS, text)
 
 
@@ -427,7 +418,6 @@ class ECSTrafficRouting(StageExecutor):
         )
         text = f"Primary {weights[0]} %, canary {weights[1]} % on {len(both)} listener rule(s)"
         ctx.logger.success(f"{text}.")
-        _refresh_live_state(ctx, target)
         return Done(SUCCESS, text)
 
 
@@ -510,6 +500,7 @@ class ECSPrimaryRollout(StageExecutor):
         ctx.save_stage_metadata(
             phase=CREATED,
             task_set_arn=arn,
+            task_definition_arn=task_definition_arn,
             cluster=target.cluster,
             service=target.name,
             stable_deadline=stable_deadline(ctx),
@@ -549,7 +540,6 @@ class ECSPrimaryRollout(StageExecutor):
         task_definition_name = short_name(meta.get("task_definition_arn", ""))
         text = f"{task_definition_name} is the primary task set of {target.name} at 100 %"
         ctx.logger.success(f"{text}.")
-        _refresh_live_state(ctx, target)
         return Done(SUCCESS, text)
 
 
@@ -612,7 +602,6 @@ class ECSCanaryClean(StageExecutor):
             ctx.logger.info(f"Deleted the canary task set {short_name(canary['taskSetArn'])}.")
         text = f"Deleted {len(canaries)} canary task set(s)"
         ctx.logger.success(f"{text}.")
-        _refresh_live_state(ctx, target)
         return Done(SUCCESS, text)
 
 

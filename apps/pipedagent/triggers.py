@@ -5,8 +5,8 @@
   else any change below the app directory).
 - onCommand: the portal's Sync button (unless `onCommand.disabled`).
 - onOutOfSync: off by default; when on, an OUT_OF_SYNC application whose last deployment completed more
-  than `minWindow` ago gets a quick sync. Deciding OUT_OF_SYNC (drift detection) is the next issue's work;
-  this is the hook it plugs into.
+  than `minWindow` ago gets a quick sync. Drift detection (apps/pipedagent/livestate.py) decides
+  OUT_OF_SYNC and wakes the repository's poller.
 - onChain: disabled (deployment chains are not supported yet).
 - An application that never had a deployment is deployed once at its current head (through onCommit,
   as in PipeCD, so `onCommit.disabled` turns that off too).

@@ -154,6 +154,7 @@ class Command(BaseCommand):
             aws_env,
         )
         wait_for_port(moto_port, moto, "The AWS emulator")
+        self.keep_tasks_running(endpoint)
         os.environ.update({"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"})
         values = create_ecs_environment(endpoint)
 
@@ -161,6 +162,10 @@ class Command(BaseCommand):
         repo = ManifestsRepo(demo_dir).create(reset=True)
         repo.write(render_app(values, image_tag="v1"), under=APP_PATH)
         repo.commit_and_push("Add the hogehoge ECS application")
+        # A plain `git push` in the working clone (as the banner suggests) goes to the demo's remote.
+        with repo.work.config_writer() as config:
+            config.set_value('branch "main"', "remote", "origin")
+            config.set_value('branch "main"', "merge", "refs/heads/main")
 
         admin, password, piped_config = self.records(demo_dir, repo.remote, port, sync_interval)
 
@@ -195,6 +200,18 @@ class Command(BaseCommand):
         url = f"http://127.0.0.1:{port}"
         self.banner(url, admin, password, demo_dir)
         self.watch(children, stopping)
+
+    @staticmethod
+    def keep_tasks_running(endpoint: str) -> None:
+        """moto moves a task one state on (RUNNING → DEACTIVATING → … → STOPPED) each time it is described;
+        the live state describes them every few seconds, so the demo's tasks would seem to stop by themselves."""
+        import requests
+
+        requests.post(
+            f"{endpoint}/moto-api/state-manager/set-transition",
+            json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+            timeout=10,
+        ).raise_for_status()
 
     @transaction.atomic
     def records(self, demo_dir: Path, remote: str, port: int, sync_interval: str) -> tuple[str, str, Path]:
@@ -294,6 +311,16 @@ class Command(BaseCommand):
                     f"  Manifests repository:    {demo_dir / 'manifests-work'}  (commit and `git push` to deploy)",
                     f"  Piped config:            {demo_dir / 'piped-config.yaml'}",
                     f"  Logs:                    {demo_dir / 'logs'}",
+                    "",
+                    "  Try a canary release (the seed's pipeline: canary 20 % → 10 % of the traffic → approval →",
+                    "  primary rollout → 100 % → canary clean):",
+                    f"    cd {demo_dir / 'manifests-work'}",
+                    "    sed -i 's/hogehoge:v1/hogehoge:v2/' apps/hello/taskdef.yaml",
+                    "    git commit -am 'hogehoge v2' && git push",
+                    "  The deployment waits for your approval on its page, which shows the traffic split and the",
+                    "  tasks of each version; the application page shows the live state and drift. docs/ecs.md",
+                    "  says what each stage does.",
+                    "",
                     "  Press Ctrl-C to stop everything.",
                     line,
                     "",

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from apps.pipelineconfig.types import mask_url_credentials
+
 VERSION = "0.1.0"
 
 
@@ -146,7 +148,8 @@ class PipedRuntimeConfig:
 
     def repositories(self) -> list[dict]:
         return [
-            {"repo_id": r.repo_id, "remote": r.remote, "branch": r.branch} for r in self.spec.repositories
+            {"repo_id": r.repo_id, "remote": mask_url_credentials(r.remote), "branch": r.branch}
+            for r in self.spec.repositories
         ]
 
     def platform_providers(self) -> list[dict]:

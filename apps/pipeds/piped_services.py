@@ -29,6 +29,8 @@ from apps.deployments.choices import (
 )
 from apps.deployments.models import Command, Deployment, Stage, StageLogBlock
 from apps.deployments.services import transition_deployment, transition_stage
+from apps.pipelineconfig.application import MAX_APPROVER_NUM as MAX_APPROVERS
+from apps.pipelineconfig.types import mask_text_credentials, mask_url_credentials
 from apps.projects import audit
 from apps.projects.choices import ActorKind
 from apps.projects.principal import Principal
@@ -86,7 +88,8 @@ def _clean_repositories(repositories) -> list[dict]:
         cleaned.append(
             {
                 "repo_id": repo_id,
-                "remote": str(repo.get("remote") or ""),
+                # The control plane never keeps a credential, even if an old piped sends one.
+                "remote": mask_url_credentials(str(repo.get("remote") or "")),
                 "branch": str(repo.get("branch") or ""),
             }
         )
@@ -151,7 +154,7 @@ def report_repository_status(piped: Piped, statuses: dict[str, dict]) -> dict:
         if not isinstance(status, dict):
             raise InvalidInput(f"The status of {repo_id!r} must be an object.")
         merged = {**current.get(repo_id, {}), **status}
-        merged["error"] = str(merged.get("error") or "")[:2000]
+        merged["error"] = mask_text_credentials(str(merged.get("error") or ""))[:2000]
         current[repo_id] = merged
     piped.repository_status = current
     piped.save(update_fields=["repository_status", "updated_at"])
@@ -467,19 +470,27 @@ def _clean_stage(raw: dict, position: int) -> dict:
         raise InvalidInput(f"Stage {stage_id}: the name must be 1 to 50 characters.", field="stages")
     try:
         min_approvers = int(raw.get("min_approver_num") or 1)
+        index = int(raw.get("index", position))
     except (TypeError, ValueError):
-        raise InvalidInput(f"Stage {stage_id}: min_approver_num must be a number.", field="stages") from None
+        raise InvalidInput(
+            f"Stage {stage_id}: index and min_approver_num must be whole numbers.", field="stages"
+        ) from None
+    if not 1 <= min_approvers <= MAX_APPROVERS or not 0 <= index <= MAX_STAGES:
+        raise InvalidInput(
+            f"Stage {stage_id}: min_approver_num must be 1 to {MAX_APPROVERS} and index 0 to {MAX_STAGES}.",
+            field="stages",
+        )
     return {
         "stage_id": stage_id,
         "name": name,
         "desc": str(raw.get("desc") or "")[:500],
-        "index": int(raw.get("index", position)),
+        "index": index,
         "requires": [str(r) for r in raw.get("requires") or []],
         "visible": bool(raw.get("visible", True)),
         "rollback": bool(raw.get("rollback", False)),
         "metadata": dict(raw.get("metadata") or {}),
         "authorized_approvers": [str(a) for a in raw.get("authorized_approvers") or []],
-        "min_approver_num": max(min_approvers, 1),
+        "min_approver_num": min_approvers,
     }
 
 

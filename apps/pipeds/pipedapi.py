@@ -6,12 +6,15 @@ deployment, stage or command is a 404. Endpoints are thin: they parse, call `pip
 JSON. The calls follow PipeCD's PipedService; docs/piped.md lists them with their shapes.
 """
 
+import json
+import re
 from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
 from ninja.errors import ValidationError
+from ninja.parser import Parser
 from ninja.security.apikey import APIKeyHeader
 
 from apps.core.errors import DomainError, InvalidInput
@@ -39,12 +42,36 @@ class PipedTokenAuth(APIKeyHeader):
         return authenticate_piped(project_id, piped_id, piped_key)
 
 
+# json.loads joins valid surrogate pairs into one character, so any surrogate left is a lone one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(data: Any) -> Any:
+    """Strings with lone surrogates (`"\\ud800"`, valid JSON but not storable text) get U+FFFD instead."""
+    if isinstance(data, str):
+        return _LONE_SURROGATE.sub("\ufffd", data)
+    if isinstance(data, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_replace_lone_surrogates(v) for v in data]
+    return data
+
+
+class ReportParser(Parser):
+    """Reports carry text from Git, AWS and scripts: an odd character is replaced, never a 500 that the
+    piped would retry forever."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return _replace_lone_surrogates(json.loads(request.body))
+
+
 api = NinjaAPI(
     title="PipePortal piped API",
     version="1",
     urls_namespace="api-piped-v1",
     docs_url=None,
     auth=PipedTokenAuth(),
+    parser=ReportParser(),
 )
 
 

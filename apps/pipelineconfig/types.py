@@ -82,6 +82,16 @@ def mask_url_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def mask_text_credentials(text: str) -> str:
+    """Every URL inside `text` (a Git error message, say) with its credentials masked."""
+    if not isinstance(text, str) or "@" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: mask_url_credentials(m.group(0)), text)
+
+
 # --- Durations ------------------------------------------------------------------------------------------
 
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")

@@ -545,3 +545,45 @@ def test_stage_status_for_unknown_stage_is_404(piped_client, application):
     response = piped_client.post(f"/deployments/{deployment['id']}/stages/nope/status", {"status": "RUNNING"})
     assert response.status_code == 404
     assert Stage.objects.filter(deployment_id=deployment["id"], status=StageStatus.RUNNING).count() == 0
+
+
+def test_credentials_in_reported_remotes_and_fetch_errors_are_never_stored(piped_client, piped):
+    piped_client.post(
+        "/meta",
+        {
+            "version": "1",
+            "repositories": [{"repo_id": "a", "remote": "https://bot:s3cret@git.example.test/r.git"}],
+        },
+    )
+    error = "fatal: unable to access 'https://bot:s3cret@git.example.test/r.git/': 403"
+    piped_client.post("/repositories/status", {"repositories": {"a": {"error": error}}})
+    piped.refresh_from_db()
+    assert piped.repositories[0]["remote"] == "https://bot:******@git.example.test/r.git"
+    assert "s3cret" not in piped.repository_status["a"]["error"]
+    assert "git.example.test/r.git" in piped.repository_status["a"]["error"]
+
+
+def test_a_lone_surrogate_in_a_log_is_replaced_not_a_500(piped_client, application):
+    deployment = new_deployment(piped_client, application.id)
+    plan(piped_client, deployment["id"])
+    body = '{"blocks": [{"index": 0, "log": "bad \\ud800 byte", "severity": "INFO"}]}'
+    response = piped_client.client.post(
+        f"/api/piped/v1/deployments/{deployment['id']}/stages/stage-0/logs",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": piped_client.header},
+    )
+    assert response.status_code == 200, response.content
+    assert StageLogBlock.objects.get(stage__stage_id="stage-0").log == "bad \ufffd byte"
+
+
+@pytest.mark.parametrize("bad", [{"index": "first"}, {"min_approver_num": -1}, {"min_approver_num": 2**40}])
+def test_planned_stages_with_odd_numbers_are_refused(piped_client, application, bad):
+    deployment = new_deployment(piped_client, application.id)
+    stage = {"id": "stage-0", "name": "WAIT_APPROVAL", **bad}
+    response = piped_client.post(
+        f"/deployments/{deployment['id']}/planned",
+        {"stages": [stage], "sync_strategy": "PIPELINE", "summary": "", "versions": []},
+    )
+    assert response.status_code == 400, response.content
+    assert not Stage.objects.filter(deployment_id=deployment["id"]).exists()

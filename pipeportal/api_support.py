@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTransform
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from ninja import Query
 from ninja.errors import HttpError, ValidationError
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 
 from apps.core.errors import DomainError, InvalidInput
 from apps.core.http import client_ip
+from apps.core.labels import MAX_LABEL_FILTERS
 from apps.projects.choices import ActorKind
 from apps.projects.principal import Principal
 from apps.projects.services import authenticate_api_key
@@ -25,7 +25,6 @@ from apps.projects.services import authenticate_api_key
 SCHEME = "API-KEY"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-MAX_LABEL_FILTERS = 10
 # Shared parameter declarations (module-level so every list documents them the same way).
 LABELS_QUERY = Query(None, description="key:value; repeat for several (all must match).")
 LIMIT_QUERY = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
@@ -213,14 +212,6 @@ def parse_labels(labels: list[str] | None) -> dict[str, str]:
     if len(result) > MAX_LABEL_FILTERS:
         raise InvalidInput(f"labels: at most {MAX_LABEL_FILTERS} filters.", field="labels")
     return result
-
-
-def filter_labels(queryset: QuerySet, labels: dict[str, str]) -> QuerySet:
-    """Rows whose `labels` JSON holds every key with exactly that value (works on MySQL and SQLite)."""
-    for i, (key, value) in enumerate(labels.items()):
-        alias = f"_label_{i}"
-        queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
-    return queryset
 
 
 def keyset_after(fields: tuple[str, str], values: tuple[Any, Any], descending: bool) -> Q:

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict
 
+from apps.core.labels import filter_labels
 from apps.deployments.choices import SyncStrategy
 from apps.projects.roles import Action, Resource
 from apps.projects.services import get_project
@@ -18,7 +19,6 @@ from pipeportal.api_support import (
     ErrorOut,
     cursor_uuid,
     decode_cursor,
-    filter_labels,
     keyset_after,
     page,
     parse_labels,

@@ -9,6 +9,7 @@ from ninja import Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
 
 from apps.core.errors import InvalidInput, NotFound
+from apps.core.labels import filter_labels
 from apps.projects.roles import Action, Resource
 from pipeportal.api_support import (
     LABELS_QUERY,
@@ -18,7 +19,6 @@ from pipeportal.api_support import (
     cursor_datetime,
     cursor_uuid,
     decode_cursor,
-    filter_labels,
     keyset_after,
     page,
     parse_labels,

@@ -7,18 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from apps.accounts.models import PortalSession
 from apps.applications.models import Application, ApplicationLiveState
 from apps.core.errors import InvalidInput
+from apps.core.labels import MAX_LABEL_FILTERS, filter_labels
 from apps.deployments.choices import WAIT_APPROVAL, CommandType, StageStatus
 from apps.deployments.models import Command, Deployment, Stage, StageLogBlock
 from apps.pipeds.models import Piped
 from apps.projects.models import AuditEvent
-
-MAX_LABEL_FILTERS = 10
 
 
 def parse_label_filters(values: list[str]) -> dict[str, str]:
@@ -36,14 +34,6 @@ def parse_label_filters(values: list[str]) -> dict[str, str]:
     if len(labels) > MAX_LABEL_FILTERS:
         raise InvalidInput(f"At most {MAX_LABEL_FILTERS} label filters.", field="labels")
     return labels
-
-
-def _filter_labels(queryset: QuerySet, labels: dict[str, str]) -> QuerySet:
-    # A key transform works on SQLite and MySQL alike (JSON `contains` does not exist on SQLite).
-    for i, (key, value) in enumerate(labels.items()):
-        alias = f"label_{i}"
-        queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
-    return queryset
 
 
 # --- Applications ---------------------------------------------------------------------------------------
@@ -70,7 +60,7 @@ def list_applications(
         queryset = queryset.filter(sync_status=sync_status)
     if name:
         queryset = queryset.filter(name__icontains=name)
-    queryset = _filter_labels(queryset, labels or {})
+    queryset = filter_labels(queryset, labels or {})
     return queryset.order_by("name", "id").values_list("id", flat=True)
 
 
@@ -185,7 +175,7 @@ def list_deployments(
         queryset = queryset.filter(application_id__in=application_ids)
     if status:
         queryset = queryset.filter(status=status)
-    queryset = _filter_labels(queryset, labels or {})
+    queryset = filter_labels(queryset, labels or {})
     if cursor is not None:
         # `created_at <= c` first keeps an index range usable; the OR then settles ties on the id.
         queryset = queryset.filter(

@@ -21,6 +21,7 @@ from typing import Any
 from celery import Celery
 
 from apps.notifications import hooks as notify
+from apps.ops.logging import log_context
 
 from . import worker
 from .client import ApiError, PipedApiClient
@@ -64,13 +65,16 @@ def make_celery_app(runtime: Runtime, broker_url: str | None) -> Celery:
 
     @app.task(name=TASK_PLAN, ignore_result=True)
     def plan_task(deployment_id: str) -> None:
-        _guarded("planning", deployment_id, lambda: worker.plan_deployment(runtime, deployment_id))
+        with log_context(deployment_id=deployment_id):
+            _guarded("planning", deployment_id, lambda: worker.plan_deployment(runtime, deployment_id))
 
     @app.task(name=TASK_STEP, ignore_result=True)
     def step_task(deployment_id: str, stage_id: str) -> None:
-        _guarded(
-            f"stage {stage_id}", deployment_id, lambda: worker.run_stage(runtime, deployment_id, stage_id)
-        )
+        # Every log line of the step (any logger, this thread) carries the deployment and stage ids.
+        with log_context(deployment_id=deployment_id, stage_id=stage_id):
+            _guarded(
+                f"stage {stage_id}", deployment_id, lambda: worker.run_stage(runtime, deployment_id, stage_id)
+            )
 
     return app
 
@@ -136,7 +140,12 @@ class Runtime:
 
     def on_deployment_status(self, deployment: dict, status: str, reason: str) -> None:
         logger.info(
-            "deployment %s of %s: %s %s", deployment["id"], deployment["application_name"], status, reason
+            "deployment %s of %s: %s %s",
+            deployment["id"],
+            deployment["application_name"],
+            status,
+            reason,
+            extra={"deployment_id": deployment["id"], "application_id": deployment.get("application_id")},
         )
         notify.deployment_status(self, deployment, status, reason)
 

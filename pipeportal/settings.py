@@ -483,6 +483,9 @@ PIPED_AWS_MAX_ATTEMPTS = env_int("PIPED_AWS_MAX_ATTEMPTS", 5)
 # compares the live definitions with Git (drift); 0 turns either off.
 PIPED_LIVESTATE_SECONDS = _env_seconds("PIPED_LIVESTATE_SECONDS", 15.0)
 PIPED_DRIFT_SECONDS = _env_seconds("PIPED_DRIFT_SECONDS", 60.0)
+# --- Piped: metrics (issue 8; docs/operations.md) ---
+# Where the piped serves Prometheus metrics (HOST:PORT, e.g. 127.0.0.1:9102); empty: not served.
+PIPED_METRICS_ADDR = env("PIPED_METRICS_ADDR") or ""
 
 # --- Notifications (apps.notifications; docs/notifications.md) ---
 INSTALLED_APPS.append("apps.notifications")

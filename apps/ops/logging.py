@@ -12,16 +12,23 @@ Two ways to put the ids on a line, usable on both halves (control plane and pipe
 
 `logger.info("...", extra={"deployment_id": ...})` works too. The ids are plain strings; a key that is
 None is left out. This module imports nothing from Django so that logging can be configured before apps.
+Django's processes get their handlers from settings.LOGGING; a process that sets logging up itself (the
+piped) calls `configure()`.
 """
 
 import contextvars
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
+
+# LOG_FORMAT=plain, for people reading a terminal.
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 # The ids a line may carry, in the order they are written.
 CONTEXT_FIELDS = ("project_id", "piped_id", "application_id", "deployment_id", "stage_id", "command_id")
@@ -100,3 +107,46 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def configure(log_format: str = "plain", level: str | int = "INFO", stream: Any = None) -> None:
+    """One handler on the root logger, writing `plain` or `json` lines to stderr (replacing any other).
+
+    With `json`, Python's warnings and uncaught exceptions (of the main thread and of other threads) are
+    logged too, so that every line the process writes is a JSON object.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    if log_format == "json":
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("uncaught").critical(
+        "uncaught %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("uncaught").error(
+        "uncaught %s in thread %s: %s",
+        args.exc_type.__name__,
+        thread,
+        args.exc_value,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

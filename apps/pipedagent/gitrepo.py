@@ -29,6 +29,8 @@ from pathlib import Path
 
 import git
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 _CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
@@ -148,6 +150,8 @@ class LocalRepo:
         self._lock = threading.Lock()
         self._init_lock = threading.Lock()
         self._git: git.Git | None = None
+        # True until the first successful fetch into a clone this process created (metrics: a `clone`).
+        self._cloning = False
 
     @property
     def ref(self) -> str:
@@ -166,6 +170,7 @@ class LocalRepo:
             if not (self.path / "HEAD").exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 git.Repo.init(self.path, bare=True)
+                self._cloning = True
             repo = git.Repo(self.path)
             with repo.config_writer() as config:
                 config.set_value('remote "origin"', "url", self.remote)
@@ -175,23 +180,25 @@ class LocalRepo:
     def fetch(self) -> str:
         """Fetch the branch (incrementally) and answer its head commit."""
         command = self._cmd()
-        with self._lock, _file_lock(self.path.with_suffix(".lock")):
-            try:
-                command.fetch(
-                    "--prune",
-                    "--no-tags",
-                    "origin",
-                    f"+refs/heads/{self.branch}:{self.ref}",
-                    env=self.env.env,
-                    kill_after_timeout=self.timeout,
-                )
-            except (git.GitCommandError, OSError) as exc:
-                raise _git_error(
-                    exc, f"fetching {scrub(self.remote)} (branch {self.branch}) failed"
-                ) from None
-        head = self.head()
-        if head is None:
-            raise GitError(f"branch {self.branch} was not found in {scrub(self.remote)}")
+        with metrics.git_fetch(self.repo_id, "clone" if self._cloning else "fetch"):
+            with self._lock, _file_lock(self.path.with_suffix(".lock")):
+                try:
+                    command.fetch(
+                        "--prune",
+                        "--no-tags",
+                        "origin",
+                        f"+refs/heads/{self.branch}:{self.ref}",
+                        env=self.env.env,
+                        kill_after_timeout=self.timeout,
+                    )
+                except (git.GitCommandError, OSError) as exc:
+                    raise _git_error(
+                        exc, f"fetching {scrub(self.remote)} (branch {self.branch}) failed"
+                    ) from None
+            head = self.head()
+            if head is None:
+                raise GitError(f"branch {self.branch} was not found in {scrub(self.remote)}")
+        self._cloning = False
         return head
 
     def head(self) -> str | None:

@@ -1,12 +1,18 @@
-"""`manage.py piped (--config-file FILE | --config-data BASE64) [--insecure] [--broker URL] [--role …]`."""
+"""`manage.py piped (--config-file FILE | --config-data BASE64) [--insecure] [--broker URL] [--role …]
+[--metrics-addr HOST:PORT]`."""
 
 import logging
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.ops import logging as log_setup
+from apps.pipedagent import metrics
 from apps.pipedagent.config import PipedConfigError, load_runtime_config
 from apps.pipedagent.runtime import ROLES, FatalStartError, Runtime
+
+logger = logging.getLogger("apps.pipedagent")
 
 
 class Command(BaseCommand):
@@ -39,14 +45,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--work-dir", help="Where Git clones and deploy sources live (default PIPED_WORK_DIR)."
         )
+        parser.add_argument(
+            "--metrics-addr",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (default PIPED_METRICS_ADDR; "
+            "empty: not served).",
+        )
 
     def handle(self, *args, **options):
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            stream=sys.stderr,
-            force=True,
-        )
+        # LOG_FORMAT=json: one JSON object per line, with the deployment and stage ids of the step running.
+        log_setup.configure(settings.LOG_FORMAT, settings.LOGGING["root"]["level"], sys.stderr)
+        try:
+            self.run(options)
+        except CommandError as exc:
+            if settings.LOG_FORMAT != "json":
+                raise
+            # As a JSON line too, so that a log search for level ERROR finds why the piped stopped.
+            logger.error("the piped cannot run: %s", exc)
+            sys.exit(1)
+
+    def run(self, options) -> None:
         logging.getLogger("celery").setLevel(logging.WARNING)
         # kombu warns that the in-memory transport has no host name; nothing to act on.
         logging.getLogger("kombu").setLevel(logging.ERROR)
@@ -71,8 +88,24 @@ class Command(BaseCommand):
         except PipedConfigError as exc:
             raise CommandError(str(exc)) from None
         for warning in config.warnings:
-            self.stderr.write(f"warning: {warning}")
+            if settings.LOG_FORMAT == "json":
+                logger.warning("piped config: %s", warning)
+            else:
+                self.stderr.write(f"warning: {warning}")
+        address = options.get("metrics_addr")
+        if address is None:
+            address = settings.PIPED_METRICS_ADDR
         try:
-            Runtime(config, broker_url=broker).run(role)
+            if address:
+                metrics.parse_address(address)
+            runtime = Runtime(config, broker_url=broker)
+            server = metrics.serve(address, runtime) if address else None
+        except metrics.MetricsAddressError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            runtime.run(role)
         except FatalStartError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            if server is not None:
+                server.stop()

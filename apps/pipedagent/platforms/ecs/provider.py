@@ -25,6 +25,7 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ... import metrics
 from .. import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -210,13 +211,13 @@ class ECSProvider:
     @property
     def ecs(self) -> Any:
         if self._ecs is None:
-            self._ecs = self._session.client("ecs", config=self._config)
+            self._ecs = metrics.instrument_aws_client(self._session.client("ecs", config=self._config))
         return self._ecs
 
     @property
     def elbv2(self) -> Any:
         if self._elbv2 is None:
-            self._elbv2 = self._session.client("elbv2", config=self._config)
+            self._elbv2 = metrics.instrument_aws_client(self._session.client("elbv2", config=self._config))
         return self._elbv2
 
     def _call(self, call: str, fn, **kwargs) -> Any:

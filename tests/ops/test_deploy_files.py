@@ -139,6 +139,13 @@ def test_the_piped_task_starts_the_piped_role_from_its_config_secret():
     pass_role = next(statement for statement in statements if statement["Action"] == "iam:PassRole")
     assert pass_role["Resource"] == {"Ref": "PassableRoleArns"}
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    # Metrics are served only when a port is given, on every interface of the task (scraped in the VPC).
+    variables = {item["Name"]: item["Value"] for item in piped["Environment"]}
+    assert variables["LOG_FORMAT"] == "json"
+    assert variables["PIPED_METRICS_ADDR"] == {
+        "Fn::If": ["ServeMetrics", {"Fn::Sub": "0.0.0.0:${MetricsPort}"}, ""]
+    }
+    assert template["Parameters"]["MetricsPort"]["Default"] == 0
 
 
 def test_the_entrypoint_knows_every_role_the_deploy_files_use():

@@ -67,6 +67,28 @@ def test_the_compose_stack_runs_every_role_of_the_image():
         assert environment["SECRET_KEY_FILE"].startswith("/var/lib/pipeportal/")
 
 
+def test_the_compose_demo_setup_prepares_what_the_compose_piped_reads():
+    from apps.pipedagent.management.commands.demo import Command as Demo
+
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    setup, piped = services["demo-setup"], services["piped"]
+    assert setup["command"][:4] == ["python", "manage.py", "demo", "--setup-only"]
+    # The options are the demo command's own (tests/e2e/test_ops_demo.py runs it this way).
+    options = vars(Demo().create_parser("manage.py", "demo").parse_args(setup["command"][3:]))
+    assert options["setup_only"] is True
+    assert options["api_address"] == "http://web:8080"
+    assert setup["environment"]["AWS_ENDPOINT_URL"] == piped["environment"]["AWS_ENDPOINT_URL"]
+    # The piped reads the config demo-setup writes, from the same volume mounted at the same place.
+    workdir = options["workdir"]
+    assert piped["command"][piped["command"].index("--config-file") + 1] == f"{workdir}/piped-config.yaml"
+    for service in (setup, piped):
+        assert any(v["source"] == "demo" and v["target"] == workdir for v in service["volumes"])
+    assert piped["depends_on"]["demo-setup"]["condition"] == "service_completed_successfully"
+    assert setup["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
 def test_the_cloudformation_templates_pass_cfn_lint(template):
     result = subprocess.run(

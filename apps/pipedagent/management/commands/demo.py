@@ -7,6 +7,11 @@ var/demo/; migrates; creates the `demo` project, a piped and the application; st
 on http://127.0.0.1:8000 and the piped as a separate process. The first deployment (quick sync) runs at
 once and the portal shows it. Ctrl-C stops everything it started. Running it again starts afresh: the
 emulator forgets everything, so the demo application and its deployments are recreated.
+
+`manage.py demo --setup-only --workdir DIR --api-address URL` (docker-compose's `demo-setup`) only
+prepares: the AWS resources in the moto server at AWS_ENDPOINT_URL (emptied first), the manifests
+repository and piped-config.yaml in DIR, and the project, piped and application in the (migrated)
+database; it prints the admin login and exits. The compose stack runs its own control plane and piped.
 """
 
 import json
@@ -100,8 +105,31 @@ class Command(BaseCommand):
             "--port", type=int, default=8000, help="Port of the control plane (default 8000)."
         )
         parser.add_argument("--sync-interval", default="10", help="Seconds between the piped's Git fetches.")
+        parser.add_argument(
+            "--setup-only",
+            action="store_true",
+            help="Only prepare the AWS resources (in the moto server at AWS_ENDPOINT_URL), the manifests "
+            "repository, piped-config.yaml and the database records, print the admin login and exit.",
+        )
+        parser.add_argument(
+            "--workdir",
+            help="Where the manifests repository, piped-config.yaml and the demo's credentials go "
+            "(default: var/demo under PIPEPORTAL_VAR_DIR).",
+        )
+        parser.add_argument(
+            "--api-address",
+            help="With --setup-only: the control plane's address written into piped-config.yaml "
+            "(default http://127.0.0.1:PORT).",
+        )
 
     def handle(self, *args, **options):
+        if options["setup_only"]:
+            self.setup_only(options)
+            return
+        if options["api_address"]:
+            raise CommandError(
+                "--api-address goes with --setup-only: the demo's own control plane is http://127.0.0.1:PORT."
+            )
         if not settings.DEBUG:
             raise CommandError(
                 "The demo runs with embedded defaults and DEBUG=true: start it with `make demo`."
@@ -111,7 +139,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Port {port} is busy: is another demo (or another server) running? Stop it, or use --port."
             )
-        demo_dir = Path(settings.VAR_DIR) / "demo"
+        demo_dir = self.workdir(options)
         log_dir = demo_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         children = Children(log_dir)
@@ -129,8 +157,99 @@ class Command(BaseCommand):
             children.stop()
             self.stdout.write("Stopped.")
 
-    def run(self, children: Children, demo_dir: Path, port: int, sync_interval: str, stopping: dict) -> None:
+    @staticmethod
+    def workdir(options: dict) -> Path:
+        return (
+            Path(options["workdir"]).resolve() if options.get("workdir") else Path(settings.VAR_DIR) / "demo"
+        )
+
+    def setup_only(self, options: dict) -> None:
+        """docker-compose's demo-setup: everything the stack's piped needs, in an emulator already running."""
+        from apps.pipedagent.platforms.ecs.emulator import create_ecs_environment
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "").rstrip("/")
+        if not endpoint:
+            raise CommandError(
+                "--setup-only creates the demo's AWS resources in an emulator: set AWS_ENDPOINT_URL to a moto "
+                "server (docker-compose sets http://moto:5000)."
+            )
+        self.check_migrated()
+        demo_dir = self.workdir(options)
+        api_address = options["api_address"] or f"http://127.0.0.1:{options['port']}"
+        self.stdout.write(f"Preparing the AWS emulator at {endpoint}...")
+        self.wait_for_emulator(endpoint)
+        self.keep_tasks_running(endpoint)
+        values = create_ecs_environment(endpoint)
+        self.stdout.write(f"Creating the manifests repository in {demo_dir}...")
+        repo = self.manifests(demo_dir, values)
+        admin, password, piped_config = self.records(
+            demo_dir, repo.remote, api_address, options["sync_interval"]
+        )
+        line = "=" * 72
+        self.stdout.write(
+            "\n".join(
+                [
+                    line,
+                    f"  Portal:                  {settings.PIPEPORTAL_BASE_URL}/login/{PROJECT}/",
+                    f"  Project:                 {PROJECT}",
+                    f"  Static admin login:      {admin}",
+                    f"  Static admin password:   {password}",
+                    f"  Piped config:            {piped_config}  (apiAddress {api_address})",
+                    f"  Manifests repository:    {demo_dir / 'manifests-work'}",
+                    line,
+                ]
+            )
+        )
+
+    @staticmethod
+    def check_migrated() -> None:
+        from django.db import DatabaseError, connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        try:
+            executor = MigrationExecutor(connection)
+            missing = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except DatabaseError as exc:
+            raise CommandError(f"Cannot reach the database: {exc}") from None
+        if missing:
+            raise CommandError(
+                f"The database lacks {len(missing)} migration(s): run `manage.py migrate` first "
+                "(docker-compose's migrate service does)."
+            )
+
+    @staticmethod
+    def wait_for_emulator(endpoint: str, timeout: float = 60) -> None:
+        """Wait until the moto server answers, then empty it: the demo starts afresh, as `make demo` does."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.post(f"{endpoint}/moto-api/reset", timeout=5).raise_for_status()
+                return
+            except requests.RequestException as exc:
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"The AWS emulator at {endpoint} did not answer within {timeout:.0f}s "
+                        f"(it must be a moto server): {exc}"
+                    ) from None
+                time.sleep(0.5)
+
+    @staticmethod
+    def manifests(demo_dir: Path, values: dict):
+        """The manifests repository with the seed's app at v1, made afresh."""
         from apps.pipedagent.demo_support import ManifestsRepo, render_app
+
+        repo = ManifestsRepo(demo_dir).create(reset=True)
+        repo.write(render_app(values, image_tag="v1"), under=APP_PATH)
+        repo.commit_and_push("Add the hogehoge ECS application")
+        # A plain `git push` in the working clone (as the banner suggests) goes to the demo's remote.
+        with repo.work.config_writer() as config:
+            config.set_value('branch "main"', "remote", "origin")
+            config.set_value('branch "main"', "merge", "refs/heads/main")
+        return repo
+
+    def run(self, children: Children, demo_dir: Path, port: int, sync_interval: str, stopping: dict) -> None:
         from apps.pipedagent.platforms.ecs.emulator import create_ecs_environment
 
         self.stdout.write("Preparing the database...")
@@ -159,15 +278,11 @@ class Command(BaseCommand):
         values = create_ecs_environment(endpoint)
 
         self.stdout.write("Creating the manifests repository...")
-        repo = ManifestsRepo(demo_dir).create(reset=True)
-        repo.write(render_app(values, image_tag="v1"), under=APP_PATH)
-        repo.commit_and_push("Add the hogehoge ECS application")
-        # A plain `git push` in the working clone (as the banner suggests) goes to the demo's remote.
-        with repo.work.config_writer() as config:
-            config.set_value('branch "main"', "remote", "origin")
-            config.set_value('branch "main"', "merge", "refs/heads/main")
+        repo = self.manifests(demo_dir, values)
 
-        admin, password, piped_config = self.records(demo_dir, repo.remote, port, sync_interval)
+        admin, password, piped_config = self.records(
+            demo_dir, repo.remote, f"http://127.0.0.1:{port}", sync_interval
+        )
 
         self.stdout.write("Starting the control plane...")
         server_env = {**os.environ, "DEBUG": "true"}
@@ -214,7 +329,9 @@ class Command(BaseCommand):
         ).raise_for_status()
 
     @transaction.atomic
-    def records(self, demo_dir: Path, remote: str, port: int, sync_interval: str) -> tuple[str, str, Path]:
+    def records(
+        self, demo_dir: Path, remote: str, api_address: str, sync_interval: str
+    ) -> tuple[str, str, Path]:
         """The demo project (kept across runs), its piped (key kept in piped-config.yaml) and the application."""
         from apps.applications.models import Application
         from apps.applications.services import add_application
@@ -281,7 +398,7 @@ class Command(BaseCommand):
             f"  projectID: {PROJECT}\n"
             f"  pipedID: {piped.id}\n"
             f"  pipedKeyData: {encode_key(key)}\n"
-            f"  apiAddress: http://127.0.0.1:{port}\n"
+            f"  apiAddress: {api_address}\n"
             f"  syncInterval: {sync_interval}s\n"
             "  repositories:\n"
             "    - repoId: manifests\n"

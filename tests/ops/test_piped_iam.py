@@ -7,6 +7,7 @@ so a new call cannot be added without `AWS_OPERATIONS` and the template's policy
 """
 
 import ast
+import re
 from pathlib import Path
 
 import botocore.session
@@ -162,3 +163,16 @@ def test_the_piped_task_role_grants_exactly_the_operations_the_code_calls():
     assert actions_of(pass_role) == ["iam:PassRole"]
     assert pass_role["Resource"] == {"Ref": "PassableRoleArns"}
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+
+@pytest.mark.parametrize(
+    "doc, heading",
+    [("docs/deploy-ecs.md", "## 5. The piped"), ("docs/ecs.md", "## AWS permissions")],
+)
+def test_the_docs_list_the_same_permissions(doc, heading):
+    text = (ROOT / doc).read_text()
+    section = text[text.index(heading) :]
+    # The first code block of the section that names permissions.
+    block = next(part for part in section.split("```")[1::2] if "elasticloadbalancing:" in part)
+    listed = re.findall(r"\b(?:ecs|elasticloadbalancing):[A-Za-z]+", block)
+    assert sorted(listed) == sorted(AWS_OPERATIONS)

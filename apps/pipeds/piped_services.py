@@ -8,7 +8,7 @@ deployment reports here, so the portal never has to ask the piped.
 """
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -628,12 +628,25 @@ def merge_stage_metadata(piped: Piped, deployment: Deployment, stage_id: str, me
 
 def append_stage_logs(piped: Piped, deployment: Deployment, stage_id: str, blocks: list[dict]) -> int:
     """Append log blocks; a block already stored at (retried_count, index) is kept as it is (retries)."""
+    rows = _log_rows(blocks)
+    stage = get_deployment_stage(deployment, stage_id)
+    for row in rows:
+        row.stage = stage
+    StageLogBlock.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _log_rows(blocks: list[dict]) -> list[StageLogBlock]:
+    """Checked log blocks, not yet tied to their stage (nothing is written here)."""
+    if not isinstance(blocks, list):
+        raise InvalidInput("blocks must be a list.", field="blocks")
     if len(blocks) > MAX_LOG_BLOCKS_PER_CALL:
         raise InvalidInput(f"At most {MAX_LOG_BLOCKS_PER_CALL} log blocks per call.", field="blocks")
-    stage = get_deployment_stage(deployment, stage_id)
     now = timezone.now()
     rows = []
     for block in blocks:
+        if not isinstance(block, dict):
+            raise InvalidInput("Every log block is an object.", field="blocks")
         severity = block.get("severity") or LogSeverity.INFO
         if severity not in LogSeverity.values:
             raise InvalidInput(f"Unknown log severity {severity!r}.", field="blocks")
@@ -646,7 +659,6 @@ def append_stage_logs(piped: Piped, deployment: Deployment, stage_id: str, block
             raise InvalidInput("Log indexes are not negative.", field="blocks")
         rows.append(
             StageLogBlock(
-                stage=stage,
                 retried_count=retried,
                 index=index,
                 severity=severity,
@@ -654,8 +666,7 @@ def append_stage_logs(piped: Piped, deployment: Deployment, stage_id: str, block
                 created_at=block.get("created_at") or now,
             )
         )
-    StageLogBlock.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
+    return rows
 
 
 def claim_stage(
@@ -709,6 +720,221 @@ def release_stage_claim(
     )
     stage.refresh_from_db()
     return stage
+
+
+# --- A stage's steps in fewer round trips ---------------------------------------------------------------
+# `start_stage` claims a stage and marks it RUNNING (and the deployment, when it was PLANNED) in one call, but
+# only when the stage may run now; `report_stage_step` sends what one step of a stage produced — its log
+# blocks, stage and deployment metadata, its outcome, the release of the claim — in one transaction, and can
+# start the next stage in the same transaction. The one-purpose calls above stay as they are.
+
+FAILED_STAGE = frozenset({StageStatus.FAILURE, StageStatus.CANCELLED, StageStatus.EXITED})
+PASSED_STAGE = frozenset({StageStatus.SUCCESS, StageStatus.SKIPPED})
+
+
+def _deadline(metadata: dict) -> datetime | None:
+    raw = (metadata or {}).get("deadline")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def why_stage_cannot_start(deployment: Deployment, stages: list[Stage], stage: Stage, now: datetime) -> str:
+    """Why `stage` may not start now ("" when it may): the order of stages the piped follows
+    (apps/pipedagent/reconcile.py), checked again on what is recorded, so that a stage is never marked
+    RUNNING out of turn, after a cancel, or after the deployment timed out."""
+    if stage.status in STAGE_TERMINAL:
+        return f"Stage {stage.stage_id} has already ended ({stage.status})."
+    ordered = sorted(stages, key=lambda s: s.index)
+    if stage.rollback:
+        if deployment.status != DeploymentStatus.ROLLING_BACK:
+            return f"Rollback stages run while the deployment rolls back; it is {deployment.status}."
+        before = [
+            s for s in ordered if s.rollback and s.index < stage.index and s.status not in STAGE_TERMINAL
+        ]
+        return f"Stage {before[0].stage_id} comes first." if before else ""
+    if deployment.status not in (DeploymentStatus.PLANNED, DeploymentStatus.RUNNING):
+        return f"The deployment is {deployment.status}."
+    metadata = deployment.metadata or {}
+    if metadata.get("cancel"):
+        return "The deployment is being cancelled."
+    deadline = _deadline(metadata)
+    if deadline is not None and now > deadline:
+        return "The deployment has timed out."
+    forward = [s for s in ordered if not s.rollback]
+    failed = next((s for s in forward if s.status in FAILED_STAGE), None)
+    if failed is not None:
+        return f"Stage {failed.stage_id} ended {failed.status}."
+    before = next((s for s in forward if s.index < stage.index and s.status not in PASSED_STAGE), None)
+    return f"Stage {before.stage_id} comes first." if before is not None else ""
+
+
+def _clean_worker(worker_id: str) -> str:
+    worker_id = (worker_id or "").strip()[:100]
+    if not worker_id:
+        raise InvalidInput("worker_id is required.", field="worker_id")
+    return worker_id
+
+
+def _lease(lease_seconds) -> float:
+    try:
+        return min(max(float(lease_seconds or 0), 1.0), MAX_LEASE_SECONDS)
+    except (TypeError, ValueError):
+        raise InvalidInput("lease_seconds must be a number.", field="lease_seconds") from None
+
+
+def _locked(piped: Piped, deployment_id) -> tuple[Deployment, list[Stage]]:
+    """The deployment and its stages, locked for this transaction (in that order, as everywhere)."""
+    deployment = get_piped_deployment(piped, deployment_id, lock=True)
+    return deployment, list(Stage.objects.select_for_update().filter(deployment=deployment).order_by("index"))
+
+
+def _stage_in(stages: list[Stage], stage_id: str) -> Stage:
+    stage = next((s for s in stages if s.stage_id == stage_id), None)
+    if stage is None:
+        raise NotFound(f"Stage {stage_id!r} not found in this deployment.")
+    return stage
+
+
+def _start_locked(
+    deployment: Deployment, stages: list[Stage], stage: Stage, worker_id: str, lease: float
+) -> dict:
+    """Claim `stage` for `worker_id` and mark it RUNNING, if it may run now. Rows are locked by the caller."""
+    now = timezone.now()
+    answer = {"stage_id": stage.stage_id, "claimed": False, "runnable": True, "reason": ""}
+    answer.update(started=False, deployment_started=False)
+    reason = why_stage_cannot_start(deployment, stages, stage, now)
+    held = stage.claimed_by not in ("", worker_id) and (
+        stage.claim_expires_at is not None and stage.claim_expires_at >= now
+    )
+    if reason or held:
+        answer.update(
+            runnable=not reason, reason=reason or f"Stage {stage.stage_id} is held by another worker."
+        )
+        return answer
+    claim = {
+        "claimed_by": worker_id,
+        "claim_expires_at": now + timedelta(seconds=lease),
+        "next_check_at": None,
+    }
+    if stage.status == StageStatus.NOT_STARTED_YET:
+        if not transition_stage(stage.pk, StageStatus.RUNNING, "", **claim):
+            raise Conflict(f"Stage {stage.stage_id} changed while it was being started.")
+        answer["started"] = True
+        stage.status = StageStatus.RUNNING
+    else:
+        Stage.objects.filter(pk=stage.pk).update(**claim)
+    stage.claimed_by, stage.claim_expires_at, stage.next_check_at = worker_id, claim["claim_expires_at"], None
+    planned = deployment.status == DeploymentStatus.PLANNED and not stage.rollback
+    if planned and transition_deployment(
+        deployment.pk, DeploymentStatus.RUNNING, "The deployment is running"
+    ):
+        answer["deployment_started"] = True
+        deployment.status = DeploymentStatus.RUNNING
+        _refresh_application_state(deployment, DeploymentStatus.RUNNING, "")
+    answer["claimed"] = True
+    return answer
+
+
+def start_stage(piped: Piped, deployment_id, stage_id: str, *, worker_id: str, lease_seconds: float) -> dict:
+    """Claim a stage and mark it (and a PLANNED deployment) RUNNING, when it may run now.
+
+    Answers `{stage_id, claimed, runnable, reason, started, deployment_started}`: `runnable` is false when the
+    stage may not run now (`reason` says why), `claimed` false also when another worker holds it; `started`
+    is true when this call moved the stage to RUNNING (its first step).
+    """
+    worker_id = _clean_worker(worker_id)
+    lease = _lease(lease_seconds)
+    with transaction.atomic():
+        deployment, stages = _locked(piped, deployment_id)
+        return _start_locked(deployment, stages, _stage_in(stages, stage_id), worker_id, lease)
+
+
+def report_stage_step(
+    piped: Piped,
+    deployment_id,
+    stage_id: str,
+    *,
+    worker_id: str,
+    blocks: list[dict] | None = None,
+    metadata: dict | None = None,
+    deployment_metadata: dict | None = None,
+    status: str = "",
+    reason: str = "",
+    release: bool = False,
+    next_check_at: datetime | None = None,
+    start_next: dict | None = None,
+) -> dict:
+    """What one step of a stage produced, written in one transaction: all of it, or nothing.
+
+    Refused (409, nothing written) when another worker holds the stage, or when `status` would move it
+    backwards; a bad field is a 400 with nothing written. `start_next` (`{stage_id, lease_seconds}`) then
+    claims and starts that stage as `start_stage` does, if it may run now. Sending the same report again
+    does nothing more (log blocks are kept by index, metadata merges the same values, the same status is a
+    no-op).
+    """
+    worker_id = _clean_worker(worker_id)
+    rows = _log_rows(blocks or [])
+    for name, value in (("metadata", metadata), ("deployment_metadata", deployment_metadata)):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidInput(f"{name} must be an object.", field=name)
+    if status and status not in StageStatus.values:
+        raise InvalidInput(f"Unknown stage status {status!r}.", field="status")
+    next_stage_id, next_lease = "", 0.0
+    if start_next is not None:
+        next_stage_id = str(start_next.get("stage_id") or "").strip()
+        if not next_stage_id:
+            raise InvalidInput("start_next needs a stage_id.", field="start_next.stage_id")
+        next_lease = _lease(start_next.get("lease_seconds", 10))
+    with transaction.atomic():
+        deployment, stages = _locked(piped, deployment_id)
+        stage = _stage_in(stages, stage_id)
+        following = _stage_in(stages, next_stage_id) if next_stage_id else None
+        if stage.claimed_by not in ("", worker_id):
+            raise Conflict(f"Stage {stage_id} is held by another worker; nothing was recorded.")
+        for row in rows:
+            row.stage = stage
+        if rows:
+            StageLogBlock.objects.bulk_create(rows, ignore_conflicts=True)
+        now = timezone.now()
+        fields: dict = {}
+        if metadata:
+            stage.metadata = _merge_metadata(stage.metadata, metadata)
+            fields["metadata"] = stage.metadata
+        if release:
+            fields.update(claimed_by="", claim_expires_at=None, next_check_at=next_check_at)
+        if status and status != stage.status:
+            if status in STAGE_TERMINAL:
+                fields.update(claimed_by="", claim_expires_at=None, next_check_at=None)
+            if not transition_stage(stage.pk, status, reason or "", **fields):
+                raise Conflict(f"Stage {stage_id} is {stage.status}; it cannot go back to {status}.")
+            stage.status, stage.status_reason = status, reason or ""
+        else:
+            if status and reason and reason != stage.status_reason:
+                fields["status_reason"] = stage.status_reason = reason
+            if fields:
+                Stage.objects.filter(pk=stage.pk).update(updated_at=now, **fields)
+        for key in ("claimed_by", "claim_expires_at", "next_check_at"):
+            if key in fields:
+                setattr(stage, key, fields[key])
+        if deployment_metadata:
+            deployment.metadata = _merge_metadata(deployment.metadata, deployment_metadata)
+            Deployment.objects.filter(pk=deployment.pk).update(metadata=deployment.metadata, updated_at=now)
+        answer = {
+            "status": stage.status,
+            "metadata": stage.metadata,
+            "deployment_metadata": deployment.metadata,
+            "received": len(rows),
+            "released": bool(release or status in STAGE_TERMINAL),
+            "next": None,
+        }
+        if following is not None:
+            answer["next"] = _start_locked(deployment, stages, following, worker_id, next_lease)
+    return answer
 
 
 # --- Live state and drift detection (ECS progressive delivery) ------------------------------------------

@@ -552,6 +552,68 @@ def release_stage_claim(request, deployment_id: str, stage_id: str, payload: Rel
     return _claim_answer(False, stage)
 
 
+# --- A stage's steps in fewer round trips (docs/piped.md) -----------------------------------------------
+
+
+class StartNextIn(Schema):
+    stage_id: str
+    lease_seconds: float = 10
+
+
+class StageReportIn(Schema):
+    worker_id: str
+    blocks: list[dict[str, Any]] = []
+    metadata: dict[str, Any] | None = None
+    deployment_metadata: dict[str, Any] | None = None
+    status: str = ""
+    reason: str = ""
+    release: bool = False
+    next_check_at: datetime | None = None
+    start_next: StartNextIn | None = None
+    return_deployment: bool = False
+
+
+def _deployment_after(request, deployment_id: str) -> dict:
+    return deployment_out(svc.get_piped_deployment(request.auth, deployment_id), with_log_indexes=True)
+
+
+@api.post("/deployments/{deployment_id}/stages/{stage_id}/start")
+def start_stage(request, deployment_id: str, stage_id: str, payload: ClaimIn):
+    """Claim a stage and mark it RUNNING (the deployment too, when PLANNED) if it may run now; with the
+    deployment as it is afterwards."""
+    answer = svc.start_stage(
+        request.auth,
+        deployment_id,
+        stage_id,
+        worker_id=payload.worker_id,
+        lease_seconds=payload.lease_seconds,
+    )
+    return {**answer, "deployment": _deployment_after(request, deployment_id)}
+
+
+@api.post("/deployments/{deployment_id}/stages/{stage_id}/report")
+def report_stage_step(request, deployment_id: str, stage_id: str, payload: StageReportIn):
+    """One step's logs, metadata, outcome and claim release in one transaction; optionally the next stage's
+    start, and the deployment as it is afterwards."""
+    answer = svc.report_stage_step(
+        request.auth,
+        deployment_id,
+        stage_id,
+        worker_id=payload.worker_id,
+        blocks=payload.blocks,
+        metadata=payload.metadata,
+        deployment_metadata=payload.deployment_metadata,
+        status=payload.status,
+        reason=payload.reason,
+        release=payload.release,
+        next_check_at=payload.next_check_at,
+        start_next=payload.start_next.dict() if payload.start_next is not None else None,
+    )
+    if payload.return_deployment or payload.start_next is not None:
+        answer["deployment"] = _deployment_after(request, deployment_id)
+    return answer
+
+
 # --- Live state and drift detection (ECS progressive delivery) ------------------------------------------
 
 

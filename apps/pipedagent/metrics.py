@@ -256,7 +256,8 @@ def parse_address(value: str) -> tuple[str, int]:
 
 
 def registry_for(runtime: Any | None) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
+    # No auto_describe: it would run the pending-work queries once at registration, for nothing.
+    registry = CollectorRegistry(auto_describe=False)
     for collector in (GIT_FETCH_SECONDS, GIT_FETCH_FAILURES, GIT_LAST_SUCCESS, AWS_SECONDS, AWS_ERRORS):
         registry.register(collector)
     ProcessCollector(registry=registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from datetime import datetime
@@ -62,6 +63,13 @@ class PipedApiClient:
         if session is None:
             session = requests.Session()
             session.headers.update({"Authorization": self._header, "Content-Type": "application/json"})
+            # The environment's proxy and CA bundle, read once: requests would read the whole environment
+            # again on every call (and a ~/.netrc entry must never replace the PIPED-TOKEN header).
+            session.proxies = requests.utils.get_environ_proxies(self.base_url)
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+            session.trust_env = False
             self._local.session = session
         return session
 
@@ -194,6 +202,20 @@ class PipedApiClient:
         return self.post(
             f"/deployments/{deployment_id}/stages/{stage_id}/claim",
             {"worker_id": worker_id, "lease_seconds": lease},
+        )
+
+    def start_stage(self, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:
+        """Claim the stage and mark it RUNNING if it may run now; with the deployment as it is then."""
+        return self.post(
+            f"/deployments/{deployment_id}/stages/{stage_id}/start",
+            {"worker_id": worker_id, "lease_seconds": lease},
+        )
+
+    def report_stage_step(self, deployment_id: str, stage_id: str, *, worker_id: str, **body: Any) -> dict:
+        """A step's log blocks, metadata, status and claim release (and the next stage's start) in one call:
+        see docs/piped.md for the fields."""
+        return self.post(
+            f"/deployments/{deployment_id}/stages/{stage_id}/report", {"worker_id": worker_id, **body}
         )
 
     def renew_stage_claim(self, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:

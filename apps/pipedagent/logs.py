@@ -1,6 +1,7 @@
 """Stage logs: lines are buffered and sent in batches (at least every PIPED_LOG_FLUSH_SECONDS) by one flusher
-thread per process, and once more when a step ends. Each line is one log block; its index goes on from
-where the stage's log stopped (a resumed stage appends), and re-sending a block is harmless."""
+thread per process, and with the step's metadata and outcome when the step records them (one call). Each
+line is one log block; its index goes on from where the stage's log stopped (a resumed stage appends), and
+re-sending a block is harmless."""
 
 from __future__ import annotations
 
@@ -67,8 +68,25 @@ class StageLogger:
                 with self._lock:
                     self._pending = batch + self._pending
 
-    def close(self) -> None:
-        self.flush()
+    def take(self, limit: int = 500) -> list[dict]:
+        """Up to `limit` lines not sent yet, for the caller to send with its own report (`restore` them if
+        that fails); a longer backlog is flushed on its own first."""
+        with self._lock:
+            backlog = len(self._pending) > limit
+        if backlog:
+            self.flush()
+        with self._send_lock, self._lock:
+            batch, self._pending = self._pending[:limit], self._pending[limit:]
+        return batch
+
+    def restore(self, batch: list[dict]) -> None:
+        with self._lock:
+            self._pending = batch + self._pending
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop the periodic flushing; `flush=False` when the caller sends what is left with its report."""
+        if flush:
+            self.flush()
         FLUSHER.unregister(self)
 
 

@@ -66,14 +66,18 @@ def make_celery_app(runtime: Runtime, broker_url: str | None) -> Celery:
     @app.task(name=TASK_PLAN, ignore_result=True)
     def plan_task(deployment_id: str) -> None:
         with log_context(deployment_id=deployment_id):
-            _guarded("planning", deployment_id, lambda: worker.plan_deployment(runtime, deployment_id))
+            _guarded(
+                "planning", deployment_id, lambda: worker.plan_deployment(runtime, deployment_id, chain=True)
+            )
 
     @app.task(name=TASK_STEP, ignore_result=True)
     def step_task(deployment_id: str, stage_id: str) -> None:
         # Every log line of the step (any logger, this thread) carries the deployment and stage ids.
         with log_context(deployment_id=deployment_id, stage_id=stage_id):
             _guarded(
-                f"stage {stage_id}", deployment_id, lambda: worker.run_stage(runtime, deployment_id, stage_id)
+                f"stage {stage_id}",
+                deployment_id,
+                lambda: worker.run_stage(runtime, deployment_id, stage_id, chain=True),
             )
 
     return app
@@ -230,6 +234,7 @@ class Runtime:
         signal.signal(signal.SIGINT, stop)
 
     def shutdown(self) -> None:
+        self.stop_event.set()  # a task running stage after stage ends with its current step
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._worker is not None:

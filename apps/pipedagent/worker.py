@@ -1,9 +1,11 @@
 """What the Celery tasks of a piped do: plan a deployment, run one step of a stage, move a deployment on.
 
-A step first checks that the stage is what the deployment needs now, then claims it (a short lease,
-renewed by a thread while the step runs). Losing the claim or seeing the stage end elsewhere (a cancel)
-sets `ctx.stop`, and the step stops reporting. A finished step moves the deployment on at once
-(`advance`) instead of waiting for the scheduler's next tick.
+A step starts with one call that claims the stage (a short lease, renewed by a thread while the step runs)
+and marks it RUNNING, which the control plane grants only when the stage may run now; it ends with one call
+that records its log lines, metadata, outcome and the claim's release together. Losing the claim or seeing
+the stage end elsewhere (a cancel) sets `ctx.stop`, and the step stops reporting. A finished step moves the
+deployment on at once (`advance`); in a Celery task (`chain=True`) the next stage is even started by the
+same call that ends this one and runs in the same task, with no queue or scheduler tick in between.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import weakref
 from datetime import UTC, datetime, timedelta
 
 from apps.notifications import hooks as notify
+from apps.ops.logging import log_context
 
 from .client import ApiError
 from .config import worker_name
 from .deploysource import SourceError
-from .executors import FAILURE, SKIPPED, Continue, Done, StageContext, executor_for
+from .executors import FAILURE, SKIPPED, Continue, Done, StageContext, StageTakenOver, executor_for
 from .filematch import PatternMatcher
 from .gitrepo import GitError
 from .leftovers import note_left_as_they_are
@@ -27,7 +30,7 @@ from .logs import StageLogger
 from .planner import PlanError, plan, versions_of
 from .platforms import ProviderError
 from .preview import planned_preview
-from .reconcile import NOT_STARTED_YET, PENDING, PLANNED, RUNNING, Action, next_actions
+from .reconcile import DEPLOYMENT_TERMINAL, NOT_STARTED_YET, PENDING, RUNNING, Action, next_actions
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,8 @@ def _find_stage(deployment: dict, stage_id: str) -> dict | None:
 # --- Planning -------------------------------------------------------------------------------------------
 
 
-def plan_deployment(runtime, deployment_id: str) -> None:
+def plan_deployment(runtime, deployment_id: str, *, chain: bool = False) -> None:
+    """Plan a PENDING deployment; with `chain`, its first stage then runs in this task."""
     client = runtime.client
     deployment = client.get_deployment(deployment_id)
     if deployment["status"] != PENDING:
@@ -109,7 +113,9 @@ def plan_deployment(runtime, deployment_id: str) -> None:
             return
         raise
     notify.deployment_planned(runtime, planned)
-    advance(runtime, deployment_id)
+    first = advance(runtime, planned, run_inline=chain and not _stopping(runtime))
+    if first:
+        run_stage(runtime, deployment_id, first, chain=True)
 
 
 def _duration_text(value: timedelta) -> str:
@@ -161,11 +167,12 @@ def apply(runtime, deployment: dict, action: Action, *, dispatch) -> bool:
     return False
 
 
-def advance(runtime, deployment: dict | str, *, dispatch=None) -> None:
+def advance(runtime, deployment: dict | str, *, dispatch=None, run_inline: bool = False) -> str | None:
     """Do what the deployment needs next; repeat while that changes its state (a few rounds at most).
 
-    Without `dispatch` (a worker after a step) the next stage is enqueued at once, and planning is left to
-    the scheduler, which alone sees every deployment of an application.
+    Without `dispatch` (a worker after a step) the next stage is enqueued at once — or, with `run_inline`,
+    its id is answered for the caller to run it — and planning is left to the scheduler, which alone sees
+    every deployment of an application. `deployment` is its id, or what the control plane just answered.
     """
     from_worker = dispatch is None
     dispatch = dispatch or runtime.dispatch_now
@@ -176,10 +183,21 @@ def advance(runtime, deployment: dict | str, *, dispatch=None) -> None:
         for action in next_actions(deployment, _now()):
             if action.kind == "plan" and from_worker:
                 continue
-            changed = apply(runtime, deployment, action, dispatch=dispatch) or changed
+            if action.kind == "run" and run_inline:
+                return action.stage_id
+            moved = apply(runtime, deployment, action, dispatch=dispatch)
+            if moved and action.kind == "status" and action.status in DEPLOYMENT_TERMINAL:
+                return None
+            changed = moved or changed
         if not changed:
-            return
+            return None
         deployment = deployment["id"]
+    return None
+
+
+def _stopping(runtime) -> bool:
+    stop = getattr(runtime, "stop_event", None)
+    return bool(stop is not None and stop.is_set())
 
 
 # --- One step of a stage --------------------------------------------------------------------------------
@@ -233,28 +251,36 @@ def skip_reason(ctx: StageContext) -> str | None:
     return None
 
 
-def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
-    client = runtime.client
-    deployment = client.get_deployment(deployment_id)
-    actions = next_actions(deployment, _now())
-    if not any(a.kind == "run" and a.stage_id == stage_id for a in actions):
-        return
-    stage = _find_stage(deployment, stage_id)
-    if stage is None:
-        return
+def run_stage(runtime, deployment_id: str, stage_id: str, *, chain: bool = False) -> None:
+    """One step of a stage. With `chain` (the step task), the stages that follow run on in this task as long
+    as each ends within its step; a wait (Continue) hands the stage back to the scheduler."""
     worker_id = f"{worker_name()}/{uuid.uuid4().hex[:8]}"
     lease = runtime.config.knobs.claim_lease
-    claim = client.claim_stage(deployment_id, stage_id, worker_id, lease)
-    if not claim["claimed"]:
-        return
-    if deployment["status"] == PLANNED:
-        _report(lambda: client.report_deployment_status(deployment_id, RUNNING, "The deployment is running"))
-        deployment["status"] = RUNNING
+    answer = runtime.client.start_stage(deployment_id, stage_id, worker_id, lease)
+    while answer is not None:
+        # Each step's log lines carry its own stage id, also when a task runs several stages.
+        with log_context(deployment_id=deployment_id, stage_id=answer["stage_id"]):
+            answer = _step(runtime, deployment_id, answer, worker_id, lease, chain=chain)
+
+
+def _step(runtime, deployment_id: str, started: dict, worker_id: str, lease: float, *, chain: bool):
+    """Run the stage `started` claimed (a start answer); answers the next start answer to run, or None."""
+    client = runtime.client
+    deployment, stage_id = started["deployment"], started["stage_id"]
+    if not started["claimed"]:
+        # It may not run now, or another worker holds it: whoever moves the deployment on sees to it.
+        return None
+    stage = _find_stage(deployment, stage_id)
+    actions = next_actions(deployment, _now())
+    if stage is None or not any(a.kind == "run" and a.stage_id == stage_id for a in actions):
+        # What the control plane granted is not what this piped would do (clocks apart at the deadline):
+        # give the stage back; the scheduler's next look decides.
+        _release(client, deployment_id, stage_id, worker_id)
+        return None
+    if started["deployment_started"]:
         runtime.on_deployment_status(deployment, RUNNING, "")
-    first_step = stage["status"] == NOT_STARTED_YET
+    first_step = bool(started["started"])
     if first_step:
-        client.report_stage_status(deployment_id, stage_id, RUNNING, "")
-        stage["status"] = RUNNING
         notify.stage_status(runtime, deployment, stage, RUNNING)
     stage_logger = StageLogger(
         client,
@@ -263,11 +289,13 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
         retried_count=stage.get("retried_count") or 0,
         start_index=stage.get("next_log_index") or 0,
     )
-    ctx = StageContext(runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger)
+    ctx = StageContext(
+        runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger, worker_id=worker_id
+    )
     ACTIVE_STEPS.add(ctx)
     renewer = ClaimRenewer(client, deployment_id, stage_id, worker_id, lease, ctx.stop)
     renewer.start()
-    result: Done | Continue
+    result: Done | Continue | None = None
     try:
         if first_step and not stage.get("rollback"):
             stage_logger.info(f"Starting stage {stage['name']} ({stage_id}).")
@@ -284,6 +312,8 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
                 result = Done(SKIPPED, reason)
             else:
                 result = executor.execute(ctx)
+    except StageTakenOver:
+        ctx.stop.set()
     except (SourceError, GitError, ProviderError) as exc:
         stage_logger.error(str(exc))
         result = Done(FAILURE, str(exc))
@@ -294,21 +324,100 @@ def run_stage(runtime, deployment_id: str, stage_id: str) -> None:
     finally:
         ACTIVE_STEPS.discard(ctx)
         renewer.finish()
-        stage_logger.close()
-    if ctx.stop.is_set():
-        # The stage was cancelled (or taken over) while this step ran: whoever did that reports it.
-        _release(client, deployment_id, stage_id, worker_id)
+        stage_logger.close(flush=False)
+    chain = chain and not _stopping(runtime)
+    if ctx.stop.is_set() or result is None:
+        # The stage was cancelled (or taken over) while this step ran: whoever did that reports it. Our log
+        # lines and notes still go, unless another worker holds the stage now.
+        _end_report(ctx, worker_id)
         advance(runtime, deployment_id)
-        return
+        return None
     if isinstance(result, Continue):
-        _release(
-            client, deployment_id, stage_id, worker_id, _now() + timedelta(seconds=max(result.after, 0.05))
-        )
-        return
-    if _report(lambda: client.report_stage_status(deployment_id, stage_id, result.status, result.reason)):
-        notify.stage_status(runtime, deployment, stage, result.status, result.reason)
-    _release(client, deployment_id, stage_id, worker_id)
-    advance(runtime, deployment_id)
+        _end_report(ctx, worker_id, next_check_at=_now() + timedelta(seconds=max(result.after, 0.05)))
+        return None
+    following = _next_stage(ctx.deployment, stage_id, result.status) if chain else None
+    answer = _end_report(ctx, worker_id, result=result, start_next=following, lease=lease)
+    if answer is None:
+        # The stage ended otherwise meanwhile (a cancel reported it) or another worker holds it.
+        advance(runtime, deployment_id)
+        return None
+    notify.stage_status(runtime, ctx.deployment, stage, answer["status"], result.reason)
+    after = answer.get("next")
+    if after is not None and after["claimed"]:
+        return {**after, "deployment": answer["deployment"]}
+    upcoming = advance(runtime, answer["deployment"], run_inline=chain)
+    if upcoming:
+        return client.start_stage(deployment_id, upcoming, worker_id, lease)
+    return None
+
+
+def _next_stage(deployment: dict, stage_id: str, status: str) -> str | None:
+    """The stage this piped would run once `stage_id` ends with `status`, judged on what it knows now; the
+    control plane starts it only if it may indeed run (a cancel or another outcome since is seen there)."""
+    ended = {
+        **deployment,
+        "stages": [{**s, "status": status} if s["id"] == stage_id else s for s in deployment["stages"]],
+    }
+    actions = next_actions(ended, _now())
+    if len(actions) == 1 and actions[0].kind == "run":
+        return actions[0].stage_id
+    return None
+
+
+def _end_report(
+    ctx: StageContext,
+    worker_id: str,
+    *,
+    result: Done | None = None,
+    next_check_at: datetime | None = None,
+    start_next: str | None = None,
+    lease: float = 0,
+) -> dict | None:
+    """The step's last call: its log lines, notes, outcome (or when to look again), the claim's release and
+    maybe the next stage's start, in one report. None when the control plane refused it (409): the stage
+    ended otherwise meanwhile or another worker holds it; what is left of the log is sent on its own."""
+    client = ctx.client
+    stage_notes, deployment_notes = ctx.take_notes()
+    blocks = ctx.logger.take()
+    body: dict = {
+        "blocks": blocks,
+        "metadata": stage_notes or None,
+        "deployment_metadata": deployment_notes or None,
+        "release": True,
+        "next_check_at": next_check_at,
+    }
+    if result is not None:
+        body.update(status=result.status, reason=result.reason, return_deployment=True)
+    if start_next:
+        body["start_next"] = {"stage_id": start_next, "lease_seconds": lease}
+    try:
+        answer = client.report_stage_step(ctx.deployment_id, ctx.stage_id, worker_id=worker_id, **body)
+    except ApiError as exc:
+        if exc.status == 400 and result is not None and (stage_notes or deployment_notes):
+            # What the step noted was refused (too large, …): the stage fails and says so, as a refused save
+            # inside the step would have made it fail.
+            reason = f"The control plane refused what the step recorded: {exc.detail}"
+            ctx.logger.restore(blocks)
+            ctx.logger.error(reason)
+            return _end_report(ctx, worker_id, result=Done(FAILURE, reason), lease=lease)
+        if not exc.conflict:
+            ctx.logger.restore(blocks)
+            raise
+        if blocks:
+            _quietly(lambda: client.report_stage_logs(ctx.deployment_id, ctx.stage_id, blocks))
+        _release(client, ctx.deployment_id, ctx.stage_id, worker_id)
+        return None
+    ctx.stage["metadata"] = answer["metadata"]
+    ctx.deployment["metadata"] = answer["deployment_metadata"]
+    ctx.recorded()
+    return answer
+
+
+def _quietly(call) -> None:
+    try:
+        call()
+    except ApiError as exc:
+        logger.warning("%s", exc)
 
 
 def _release(

@@ -102,6 +102,8 @@ def test_a_push_becomes_a_deployment_that_reaches_ecs(
             reports.append("PLANNED")
         elif path == f"/deployments/{second.id}/status":
             reports.append(body["status"])
+        elif path.startswith(f"/deployments/{second.id}/stages/") and path.endswith("/start"):
+            reports.append("RUNNING")  # the first stage's start moves the deployment to RUNNING
     assert [s for i, s in enumerate(reports) if i == 0 or s != reports[i - 1]] == [
         "PENDING",
         "PLANNED",
@@ -242,7 +244,8 @@ def test_one_scheduler_and_two_workers_share_the_work_through_redis(
     claimers = {
         body["worker_id"].split("/")[1]
         for _, path, body in recorded
-        if path.endswith("/claim") and f"/deployments/{done.id}/" in path
+        # A step claims its stage with /claim (or /start), and reports it with /report.
+        if path.endswith(("/claim", "/start", "/report")) and f"/deployments/{done.id}/" in path
     }
     assert claimers == {str(w.pid) for w in workers}, "both workers ran steps, the scheduler none"
     assert str(scheduler.pid) not in claimers

@@ -3,8 +3,17 @@
 A stage runs as short *steps*. `execute(ctx)` answers `Done(status, reason)` when the stage has finished,
 or `Continue(after)` to be looked at again in `after` seconds (a wait, an approval, an ECS stability check)
 — no step sleeps for minutes, so waits never hold a worker thread. Whatever a step must remember across
-steps and restarts goes to the stage metadata (`ctx.save_stage_metadata`), never to memory: the next step
-may run in another process after a crash. Steps must be idempotent.
+steps and restarts goes to the stage metadata, never to memory: the next step may run in another process
+after a crash. Steps must be idempotent.
+
+Two ways to record metadata:
+- `ctx.save_stage_metadata` / `ctx.save_deployment_metadata`: recorded before the call returns — for what
+  must be known before the step goes on (a write-ahead record: the listeners about to be changed, the
+  primary about to be replaced);
+- `ctx.note_stage_metadata` / `ctx.note_deployment_metadata`: progress that a re-run finds again anyway (a
+  task set found by its tags); sent with the next save, before the next call that changes something in the
+  cloud (`ctx.platform_provider()` sends them first), or with the step's outcome — so what is recorded at any
+  crash is still a state the step could have crashed in with every note saved at once.
 
 Adding a stage: see CONTRIBUTING.md, "Adding a stage".
 """
@@ -74,15 +83,28 @@ def _load_builtin_executors() -> None:
     from . import generic  # noqa: F401
 
 
+class StageTakenOver(Exception):
+    """Another worker holds the stage now (our claim ran out): this step must stop without recording more."""
+
+
 @dataclass(eq=False)
 class StageContext:
-    """Everything a step may use. Built by the worker for one step of one stage."""
+    """Everything a step may use. Built by the worker for one step of one stage.
+
+    With `worker_id` (the claim's holder), saved and noted metadata travel with the step's log lines in one
+    report call that the control plane refuses once another worker holds the stage; without it each save is
+    a call of its own.
+    """
 
     runtime: Any
     deployment: dict
     stage: dict
     logger: Any
     stop: threading.Event = field(default_factory=threading.Event)
+    worker_id: str = ""
+    _stage_notes: dict = field(default_factory=dict, repr=False)
+    _deployment_notes: dict = field(default_factory=dict, repr=False)
+    _when_recorded: list = field(default_factory=list, repr=False)
 
     @property
     def client(self) -> Any:
@@ -123,12 +145,95 @@ class StageContext:
         return self.stage.setdefault("metadata", {})
 
     def save_stage_metadata(self, **values: Any) -> dict:
-        self.stage["metadata"] = self.client.save_stage_metadata(self.deployment_id, self.stage_id, values)
-        return self.stage["metadata"]
+        """Merged into the stage metadata and recorded (with every note) before this returns."""
+        if not self.worker_id:
+            self.stage["metadata"] = self.client.save_stage_metadata(
+                self.deployment_id, self.stage_id, values
+            )
+            return self.stage["metadata"]
+        self.note_stage_metadata(**values)
+        self.flush()
+        return self.metadata
 
     def save_deployment_metadata(self, **values: Any) -> dict:
-        self.deployment["metadata"] = self.client.save_deployment_metadata(self.deployment_id, values)
+        """Merged into the deployment metadata and recorded (with every note) before this returns."""
+        if not self.worker_id:
+            self.deployment["metadata"] = self.client.save_deployment_metadata(self.deployment_id, values)
+            return self.deployment["metadata"]
+        self.note_deployment_metadata(**values)
+        self.flush()
         return self.deployment["metadata"]
+
+    def note_stage_metadata(self, **values: Any) -> None:
+        """Merged into the stage metadata now, recorded a little later (see the module's docstring)."""
+        if not self.worker_id:
+            self.save_stage_metadata(**values)
+            return
+        self.stage["metadata"] = {**(self.stage.get("metadata") or {}), **values}
+        self._stage_notes.update(values)
+
+    def note_deployment_metadata(self, **values: Any) -> None:
+        """Merged into the deployment metadata now, recorded a little later (see the module's docstring)."""
+        if not self.worker_id:
+            self.save_deployment_metadata(**values)
+            return
+        self.deployment["metadata"] = {**(self.deployment.get("metadata") or {}), **values}
+        self._deployment_notes.update(values)
+
+    def when_recorded(self, call: Any) -> None:
+        """Run `call` once every note made so far is recorded (at once without notes): a side effect that
+        must follow its record, as a notification that must not go out twice after a restart."""
+        if self.worker_id and self.has_notes:
+            self._when_recorded.append(call)
+        else:
+            call()
+
+    def recorded(self) -> None:
+        """The notes went to the control plane: run what waited for that."""
+        calls, self._when_recorded = self._when_recorded, []
+        for call in calls:
+            call()
+
+    @property
+    def has_notes(self) -> bool:
+        return bool(self._stage_notes or self._deployment_notes)
+
+    def take_notes(self) -> tuple[dict, dict]:
+        """(stage, deployment) metadata noted and not sent yet; the caller sends them (the step's report)."""
+        notes = (self._stage_notes, self._deployment_notes)
+        self._stage_notes, self._deployment_notes = {}, {}
+        return notes
+
+    def flush(self) -> None:
+        """Send the notes (and the log lines waiting) now, in one call."""
+        if not self.has_notes:
+            return
+        from ..client import ApiError
+
+        stage_notes, deployment_notes = self.take_notes()
+        blocks = self.logger.take() if hasattr(self.logger, "take") else []
+        try:
+            answer = self.client.report_stage_step(
+                self.deployment_id,
+                self.stage_id,
+                worker_id=self.worker_id,
+                blocks=blocks,
+                metadata=stage_notes or None,
+                deployment_metadata=deployment_notes or None,
+            )
+        except ApiError as exc:
+            if blocks:
+                self.logger.restore(blocks)
+            if exc.conflict:
+                self.stop.set()
+                raise StageTakenOver(exc.detail) from None
+            self._stage_notes = {**stage_notes, **self._stage_notes}
+            self._deployment_notes = {**deployment_notes, **self._deployment_notes}
+            raise
+        # The control plane's merge also carries what others wrote meanwhile (approvals, a cancel).
+        self.stage["metadata"] = {**answer["metadata"], **self._stage_notes}
+        self.deployment["metadata"] = {**answer["deployment_metadata"], **self._deployment_notes}
+        self.recorded()
 
     @property
     def cancel_requested(self) -> dict | None:
@@ -168,7 +273,30 @@ class StageContext:
         return getattr(config, "options", None) if config is not None else None
 
     def platform_provider(self) -> Any:
-        return self.runtime.platform_provider(self.deployment["platform_provider"], self.kind)
+        """The application's platform provider; the notes are sent before any call that changes something."""
+        from ..platforms import READ_ONLY_CALLS
+
+        provider = self.runtime.platform_provider(self.deployment["platform_provider"], self.kind)
+        return NotesFirst(provider, self, READ_ONLY_CALLS.get(self.kind, frozenset()))
+
+
+class NotesFirst:
+    """A platform provider seen by a step: before any call not known to only read, the step's notes are
+    recorded, as they would have been had every note been a save."""
+
+    def __init__(self, provider: Any, ctx: StageContext, reads: frozenset[str]):
+        self._provider, self._ctx, self._reads = provider, ctx, reads
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._provider, name)
+        if name in self._reads or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._ctx.flush()
+            return value(*args, **kwargs)
+
+        return call
 
 
 def parse_time(value: Any) -> datetime | None:

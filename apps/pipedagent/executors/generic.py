@@ -51,7 +51,7 @@ class Wait(StageExecutor):
         now = ctx.now()
         if started is None:
             started = now
-            ctx.save_stage_metadata(wait_started_at=now.isoformat())
+            ctx.note_stage_metadata(wait_started_at=now.isoformat())
             ctx.logger.info(f"Waiting for {format_seconds(duration)}...")
         remaining = (started + timedelta(seconds=duration) - now).total_seconds()
         if remaining <= 0:
@@ -79,11 +79,12 @@ class WaitApproval(StageExecutor):
         started = parse_time(ctx.metadata.get("approval_started_at"))
         if started is None:
             started = now
-            ctx.save_stage_metadata(approval_started_at=now.isoformat())
+            ctx.note_stage_metadata(approval_started_at=now.isoformat())
             who = f" (approvers: {', '.join(approvers)})" if approvers else ""
             plural = "users" if needed > 1 else "user"
             ctx.logger.info(f"Waiting for approval from at least {needed} {plural}{who}...")
-            notify.approval_waiting(ctx, started, timeout)
+            # Announced once the start time is recorded: a restart before that announces it again, never twice.
+            ctx.when_recorded(lambda: notify.approval_waiting(ctx, started, timeout))
         approved = list(dict.fromkeys(ctx.metadata.get("approved_by") or []))
         logged = int(ctx.metadata.get("approvals_logged") or 0)
         if len(approved) > logged:
@@ -91,7 +92,7 @@ class WaitApproval(StageExecutor):
                 ctx.logger.info(f"Got approval from {person}.")
             if len(approved) < needed:
                 ctx.logger.info(f"Waiting for {needed - len(approved)} more approval(s)...")
-            ctx.save_stage_metadata(approvals_logged=len(approved))
+            ctx.note_stage_metadata(approvals_logged=len(approved))
         if len(approved) >= needed:
             ctx.logger.success(f"This stage has been approved by {', '.join(approved)}.")
             return Done(SUCCESS, f"Approved by {', '.join(approved)}")

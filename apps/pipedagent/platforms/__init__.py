@@ -8,6 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+# The provider calls that only read. A stage's metadata noted but not yet sent (StageContext.note_*) goes to
+# the control plane before any other call, so that whatever the stage changes in the cloud is preceded by
+# the record of what it did before; a method missing here counts as a change (the safe side).
+READ_ONLY_CALLS = {
+    "ECS": frozenset(
+        {
+            "find_task_definition",
+            "describe_task_definition",
+            "describe_service",
+            "task_sets",
+            "task_set",
+            "tasks",
+            "target_groups",
+            "listeners",
+            "rules",
+        }
+    ),
+}
+
 
 class ProviderError(Exception):
     """A platform call failed; the message names the call and what the platform answered."""

@@ -133,13 +133,13 @@ def task_definition(ctx: StageContext, provider, target: ServiceTarget, *, for_d
             )
         else:
             arn = _register(ctx, provider, target)
-    # Remembered at once: the next steps and stages (and a restart) use this revision, never another.
+    # Remembered before anything uses it (notes go before the next change in AWS): the next steps and stages
+    # (and a restart) use this revision, never another; a crash before that finds it again by its tags.
     if for_deployment:
         if (ctx.deployment.get("metadata") or {}).get(META_TASK_DEFINITION) != arn:
-            ctx.save_deployment_metadata(**{META_TASK_DEFINITION: arn})
-        ctx.metadata["task_definition_arn"] = arn  # saved with the stage's next metadata
+            ctx.note_deployment_metadata(**{META_TASK_DEFINITION: arn})
     elif ctx.metadata.get("task_definition_arn") != arn:
-        ctx.save_stage_metadata(task_definition_arn=arn)
+        ctx.note_stage_metadata(task_definition_arn=arn)
     return arn
 
 
@@ -177,7 +177,7 @@ def apply_service(
         ctx.logger.info(
             f"Warning: the service definition asks for the {target.controller_asked} deployment controller; using EXTERNAL."
         )
-        ctx.save_stage_metadata(controller_warned=True)
+        ctx.note_stage_metadata(controller_warned=True)
     app_id = ctx.deployment["application_id"]
     managed = managed_tags(ctx.runtime.config.piped_id, app_id, target.commit)
     tags, dropped = allowed_tags(target.service_tags, managed)

@@ -4,6 +4,9 @@ ECS_CANARY_CLEAN and ROLLBACK, on the EXTERNAL deployment controller (every roll
 Each stage runs in short steps that survive a restart: what is done is kept in the stage metadata, what the
 stages of one deployment share in the deployment metadata (`ecs_task_definition_arn`, `ecs_canary`,
 `ecs_primary`, `ecs_traffic`), and AWS resources are found again by their tags before anything is created.
+What a re-run finds again anyway is noted (`ctx.note_*`: sent before the next change in AWS or with the
+step's outcome); what must be known before a change is saved first (`ctx.save_*`: the listeners before the
+weights change, the old primary before the promotion, the count before a recreate scales to 0).
 docs/ecs.md describes each stage; the safety rules, in short:
 - a deployment registers at most one task definition revision (its commit's, found again by tags);
 - a task set is deleted only when no traffic would be lost: its target group gets no traffic, or another
@@ -90,10 +93,10 @@ def sync(ctx: StageContext, source, commit: str, *, for_deployment: bool = True,
             token="task-set",
         )
         task_set_arn = created["taskSetArn"]
-        ctx.save_stage_metadata(task_set_arn=task_set_arn)
+        ctx.note_stage_metadata(task_set_arn=task_set_arn)
     provider.make_primary(target.cluster, target.name, task_set_arn)
     ctx.logger.info(f"Task set {short_name(task_set_arn)} is now the primary task set of {target.name}.")
-    ctx.save_stage_metadata(
+    ctx.note_stage_metadata(
         phase=APPLIED,
         cluster=target.cluster,
         service=target.name,
@@ -292,7 +295,7 @@ class ECSCanaryRollout(StageExecutor):
                 token="canary-task-set",
             )
         arn = canary["taskSetArn"]
-        ctx.save_deployment_metadata(
+        ctx.note_deployment_metadata(
             **{
                 META_CANARY: {
                     "task_set_arn": arn,
@@ -304,7 +307,7 @@ class ECSCanaryRollout(StageExecutor):
                 }
             }
         )
-        ctx.save_stage_metadata(
+        ctx.note_stage_metadata(
             phase=APPLIED,
             cluster=target.cluster,
             service=target.name,
@@ -408,7 +411,7 @@ class ECSTrafficRouting(StageExecutor):
         )
         ctx.logger.info(f"Routing traffic: primary {weights[0]} %, canary {weights[1]} %.")
         route(lb, both, primary, canary, weights, ctx.logger.info)
-        ctx.save_deployment_metadata(
+        ctx.note_deployment_metadata(
             **{
                 META_TRAFFIC: {
                     **_deployment_meta(ctx)[META_TRAFFIC],
@@ -449,7 +452,7 @@ class ECSPrimaryRollout(StageExecutor):
             ]
             if any(t["taskSetArn"] == meta["task_set_arn"] for t in current):
                 # Already promoted by an earlier run of this stage that did not get to record the old primary.
-                ctx.save_stage_metadata(phase=PROMOTED)
+                ctx.note_stage_metadata(phase=PROMOTED)
             else:
                 # Recorded before the promotion, so that a restart still knows which task set to delete.
                 ctx.save_stage_metadata(old_primary_arns=[t["taskSetArn"] for t in current])
@@ -457,7 +460,7 @@ class ECSPrimaryRollout(StageExecutor):
                 ctx.logger.info(
                     f"Task set {short_name(meta['task_set_arn'])} is now the primary task set of {target.name}."
                 )
-                ctx.save_stage_metadata(phase=PROMOTED)
+                ctx.note_stage_metadata(phase=PROMOTED)
         return self._delete_old_primary(ctx, provider, target)
 
     def _create(self, ctx: StageContext, provider, target: ServiceTarget) -> Done | None:
@@ -494,10 +497,10 @@ class ECSPrimaryRollout(StageExecutor):
                 token="primary-task-set",
             )
         arn = primary["taskSetArn"]
-        ctx.save_deployment_metadata(
+        ctx.note_deployment_metadata(
             **{META_PRIMARY: {"task_set_arn": arn, "task_definition": short_name(task_definition_arn)}}
         )
-        ctx.save_stage_metadata(
+        ctx.note_stage_metadata(
             phase=CREATED,
             task_set_arn=arn,
             task_definition_arn=task_definition_arn,
@@ -620,7 +623,7 @@ class ECSRollback(StageExecutor):
         phase = ctx.metadata.get("phase")
         if phase is None:
             self._restore_weights(ctx)
-            ctx.save_stage_metadata(phase=WEIGHTS_RESTORED)
+            ctx.note_stage_metadata(phase=WEIGHTS_RESTORED)
         running = ctx.running
         if running is None:
             message = (
@@ -633,7 +636,7 @@ class ECSRollback(StageExecutor):
             return Done(SKIPPED, "A standalone task has nothing to roll back")
         if ctx.metadata.get("phase") == WEIGHTS_RESTORED:
             ctx.logger.info(f"Rolling back to commit {running.commit[:7]} (the last successful deployment).")
-            ctx.save_stage_metadata(phase="redeploying")
+            ctx.note_stage_metadata(phase="redeploying")
         return sync(ctx, running, running.commit, for_deployment=False)
 
     def _restore_weights(self, ctx: StageContext) -> None:
@@ -675,7 +678,7 @@ class ECSRollback(StageExecutor):
         if routed:
             ctx.logger.info(f"Traffic is back on the primary target group on {routed} listener rule(s).")
             if remembered:
-                ctx.save_deployment_metadata(
+                ctx.note_deployment_metadata(
                     **{
                         META_TRAFFIC: {
                             **remembered,

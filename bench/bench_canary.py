@@ -2,22 +2,26 @@
 the piped's own work (orchestration) rather than AWS calls.
 
 `python -m bench canary`. A control plane runs as real processes (bench_piped's stack: SQLite in a temporary
-directory), and the piped talks to it through gunicorn as in production (docker/gunicorn.conf.py; Django's
-development server would add ~45 ms to every keep-alive request). The piped is driven in this process,
-step after step with no dispatcher tick in between, through its real HTTP client, real Git and the moto
-server. The pipeline is
-the seed's (canary 20 % → canary traffic 10 % → approval → primary rollout → primary 100 % → canary clean);
-the approval is given at once through the public API.
+directory, or the MariaDB database named by BENCH_DATABASE_URL — dropped and created again, so give it one
+of its own), and the piped talks to it through gunicorn as in production (docker/gunicorn.conf.py; Django's
+development server would add ~45 ms to every keep-alive request). The piped is driven in this process
+through its real HTTP client, real Git and the moto server, calling what its Celery tasks call (planning,
+then each stage, the next one started by the call that ends the previous one) with a zero-latency queue in
+place of Celery's and no dispatcher tick. The pipeline is the seed's (canary 20 % → canary traffic 10 % →
+approval → primary rollout → primary 100 % → canary clean); the approval is given at once through the
+public API (served by the same gunicorn) and picked up by the piped's command poll.
 
 AWS time is measured on the provider's boto3 clients with botocore event hooks, from building a call's
 parameters to its parsed answer. Everything else — the piped API calls, Git, planning, the stages' own
-logic, the approval request — counts as orchestration.
+logic, the approval request — counts as orchestration. Only the harness's own look at the deployment
+(which stage waits for the approval, whether it ended) is left out, and its requests are not counted.
 Targets: orchestration < 20 % of the total and < 0.5 s per stage.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -65,17 +69,34 @@ class AwsClock:
             self.calls[getattr(model, "name", "?")].append(elapsed)
 
 
-def count_requests(client) -> list[int]:
-    """Counts the piped API requests of `client` (the piped's own HTTP client)."""
-    counter = [0]
-    call = client.call
+_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-    def counted(*args, **kwargs):
-        counter[0] += 1
-        return call(*args, **kwargs)
 
-    client.call = counted
-    return counter
+def endpoint(method: str, path: str) -> str:
+    """`POST /deployments/{id}/stages/{stage}/report` for any deployment and stage."""
+    path = _IDS.sub("{id}", path)
+    return f"{method} {re.sub(r'/stages/[^/]+/', '/stages/{stage}/', path)}"
+
+
+class RequestCounter:
+    """Counts the piped API requests of `client` (the piped's own HTTP client), per endpoint."""
+
+    def __init__(self, client) -> None:
+        self.by_endpoint: dict[str, int] = defaultdict(int)
+        call = client.call
+
+        def counted(method, path, *args, **kwargs):
+            self.by_endpoint[endpoint(method, path)] += 1
+            return call(method, path, *args, **kwargs)
+
+        client.call = counted
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.by_endpoint)
 
 
 @contextmanager
@@ -179,10 +200,12 @@ def make_runtime(stack: Stack, api_url: str, work_dir: Path):
 
 class Driver:
     """The piped's scheduler and workers for one deployment with a zero-latency queue: what the scheduler
-    and the workers dispatch (plan, the next stage) runs at once, in dispatch order, as Celery would run it
-    on an idle worker; no dispatcher tick, no stage tick."""
+    and the workers dispatch (planning, a stage) runs at once, in dispatch order, as the piped's Celery tasks
+    run it on an idle worker (`chain=True`: a stage that ends starts the next one in the same task); no
+    dispatcher tick, no stage tick."""
 
     def __init__(self, runtime, stack: Stack):
+        from apps.pipedagent.client import PipedApiClient
         from apps.pipedagent.scheduler import Scheduler
 
         self.runtime = runtime
@@ -193,59 +216,109 @@ class Driver:
         )
         self.scheduler = Scheduler(runtime)
         self.scheduler.refresh_apps()
+        # The harness's own look at the deployment, not counted as the piped's requests.
+        config = runtime.config
+        self.look = PipedApiClient(config.api_url, config.project_id, config.piped_id, config.key)
 
     def poll_git(self) -> None:
         self.scheduler.refresh_apps()
         self.scheduler.pollers["manifests"].poll_once()
 
     def deploy(self, deployment_id: str, clock: AwsClock) -> dict:
-        """Run the deployment to its end; answers its status and per-stage [wall, aws] seconds."""
+        """Run the deployment to its end; answers its status, per-stage [wall, aws] seconds, the time the
+        harness spent looking (to leave out) and the approval request's time."""
         from apps.pipedagent import worker
 
-        client = self.runtime.client
-        per_stage: dict[str, list[float]] = {}
-        names: dict[str, str] = {}
-        self.queue.clear()
-        self.scheduler.dispatch_once()  # what the scheduler's tick does: here, plan the deployment
-        for _ in range(100):
-            if not self.queue:
-                deployment = client.get_deployment(deployment_id)
-                if deployment["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
-                    return {
-                        "status": deployment["status"],
-                        "reason": deployment["status_reason"],
-                        "stages": per_stage,
-                    }
-                waiting = [
-                    s
-                    for s in deployment["stages"]
-                    if s["name"] == "WAIT_APPROVAL" and s["status"] == "RUNNING"
-                ]
-                if not waiting:
-                    raise RuntimeError(f"nothing to do, yet the deployment is {deployment['status']}")
-                # The approval, given at once: the public API, then the piped's command poll dispatches it.
-                started, aws_before = time.perf_counter(), clock.total
-                self.stack.api("POST", f"/deployments/{deployment_id}/stages/{waiting[0]['id']}/approve")
-                self.scheduler.poll_commands()
-                totals = per_stage.setdefault(f"{waiting[0]['id']} WAIT_APPROVAL", [0.0, 0.0])
-                totals[0] += time.perf_counter() - started
+        per_stage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        looking = approving = 0.0
+        step = worker._step
+
+        def timed_step(runtime, deployment_id, started, *args, **kwargs):
+            began, aws_before = time.perf_counter(), clock.total
+            try:
+                return step(runtime, deployment_id, started, *args, **kwargs)
+            finally:
+                totals = per_stage[started["stage_id"]]
+                totals[0] += time.perf_counter() - began
                 totals[1] += clock.total - aws_before
-                continue
-            kind, _, stage_id = self.queue.pop(0)
-            started, aws_before = time.perf_counter(), clock.total
-            if kind == "plan":
-                worker.plan_deployment(self.runtime, deployment_id)
-                key = "planning"
-            else:
-                worker.run_stage(self.runtime, deployment_id, stage_id)
-                if stage_id not in names:
-                    stages = client.get_deployment(deployment_id)["stages"]
-                    names.update({s["id"]: f"{s['id']} {s['name']}" for s in stages})
-                key = names[stage_id]
-            totals = per_stage.setdefault(key, [0.0, 0.0])
-            totals[0] += time.perf_counter() - started
-            totals[1] += clock.total - aws_before
+
+        def unit(key: str, call) -> None:
+            """A task's time outside its stages' steps (planning; a step task's first start call)."""
+            began, aws_before = time.perf_counter(), clock.total
+            inner = {k: list(v) for k, v in per_stage.items()}
+            call()
+            inside = sum(v[0] - inner.get(k, [0.0, 0.0])[0] for k, v in per_stage.items())
+            inside_aws = sum(v[1] - inner.get(k, [0.0, 0.0])[1] for k, v in per_stage.items())
+            totals = per_stage[key]
+            totals[0] += time.perf_counter() - began - inside
+            totals[1] += clock.total - aws_before - inside_aws
+
+        worker._step = timed_step
+        try:
+            self.queue.clear()
+            # What the scheduler's tick does: here, dispatch the planning.
+            unit("planning", self.scheduler.dispatch_once)
+            for _ in range(100):
+                if not self.queue:
+                    began = time.perf_counter()
+                    deployment = self.look.get_deployment(deployment_id)
+                    looking += time.perf_counter() - began
+                    if deployment["status"] in ("SUCCESS", "FAILURE", "CANCELLED"):
+                        names = {s["id"]: f"{s['id']} {s['name']}" for s in deployment["stages"]}
+                        stages = {names.get(k, k): v for k, v in per_stage.items()}
+                        return {
+                            "status": deployment["status"],
+                            "reason": deployment["status_reason"],
+                            "stages": stages,
+                            "looking": looking,
+                            "approving": approving,
+                        }
+                    waiting = [
+                        s
+                        for s in deployment["stages"]
+                        if s["name"] == "WAIT_APPROVAL" and s["status"] == "RUNNING"
+                    ]
+                    if not waiting:
+                        raise RuntimeError(f"nothing to do, yet the deployment is {deployment['status']}")
+                    # The approval, given at once: the public API, then the piped's command poll dispatches it.
+                    began = time.perf_counter()
+                    self.stack.api("POST", f"/deployments/{deployment_id}/stages/{waiting[0]['id']}/approve")
+                    approving += time.perf_counter() - began
+                    unit(waiting[0]["id"], self.scheduler.poll_commands)
+                    continue
+                kind, _, stage_id = self.queue.pop(0)
+                if kind == "plan":
+                    unit("planning", lambda: worker.plan_deployment(self.runtime, deployment_id, chain=True))
+                else:
+                    unit(
+                        stage_id,
+                        lambda stage_id=stage_id: worker.run_stage(
+                            self.runtime, deployment_id, stage_id, chain=True
+                        ),
+                    )
+        finally:
+            worker._step = step
         raise RuntimeError("the deployment did not end")
+
+
+def fresh_mysql_database(url: str) -> None:
+    """Drop and create the benchmark's own MariaDB database (BENCH_DATABASE_URL)."""
+    import dj_database_url
+    import MySQLdb
+
+    config = dj_database_url.parse(url)
+    connection = MySQLdb.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=int(config["PORT"] or 3306),
+        user=config["USER"],
+        password=config["PASSWORD"] or "",
+    )
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"DROP DATABASE IF EXISTS `{config['NAME']}`")
+        cursor.execute(f"CREATE DATABASE `{config['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    finally:
+        connection.close()
 
 
 def run(args) -> list[dict]:
@@ -258,7 +331,12 @@ def run(args) -> list[dict]:
 
     rounds = 2 if getattr(args, "quick", False) else 5
     rows: list[dict] = []
-    with moto_server() as endpoint, Stack() as stack, gunicorn(stack) as api_url:
+    database_url = os.environ.get("BENCH_DATABASE_URL", "")
+    if database_url:
+        fresh_mysql_database(database_url)
+    database = "MariaDB" if database_url else "SQLite"
+    with moto_server() as endpoint, Stack(database_url) as stack, gunicorn(stack) as api_url:
+        stack.url = api_url  # the public API (application, approval) from the same gunicorn
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -291,7 +369,7 @@ def run(args) -> list[dict]:
         provider = runtime.platform_provider("ECS", "ECS")
         clock.attach(provider.ecs)
         clock.attach(provider.elbv2)
-        requests_made = count_requests(runtime.client)
+        requests_made = RequestCounter(runtime.client)
         driver = Driver(runtime, stack)
         driver.poll_git()
         first = stack.wait(lambda: stack.deployments(), 30)[0]
@@ -300,6 +378,7 @@ def run(args) -> list[dict]:
             raise RuntimeError(f"the first deployment failed: {result['reason']}")
 
         totals, aws_totals, stage_overheads, aws_calls, api_calls = [], [], defaultdict(list), [], []
+        approvals, per_endpoint = [], defaultdict(list)
         for n in range(1, rounds + 1):
             stack.repo.write(render_app(values, image_tag=f"v{n}"), under="apps/hello")
             stack.repo.commit_and_push(f"hogehoge v{n}")
@@ -307,21 +386,23 @@ def run(args) -> list[dict]:
             deployment = stack.wait(
                 lambda: stack.deployments()[0] if stack.deployments()[0]["status"] == "PENDING" else None, 30
             )
-            aws_before, calls_before, requests_before = clock.total, clock.count, requests_made[0]
+            aws_before, calls_before = clock.total, clock.count
+            requests_before = requests_made.snapshot()
             started = time.perf_counter()
             result = driver.deploy(deployment["id"], clock)
-            total = time.perf_counter() - started
+            total = time.perf_counter() - started - result["looking"]
             if result["status"] != "SUCCESS":
                 raise RuntimeError(f"round {n} failed: {result['reason']}")
             totals.append(total)
             aws_totals.append(clock.total - aws_before)
             aws_calls.append(clock.count - calls_before)
-            api_calls.append(requests_made[0] - requests_before)
+            approvals.append(result["approving"])
+            requests_after = requests_made.snapshot()
+            api_calls.append(sum(requests_after.values()) - sum(requests_before.values()))
+            for name, count in requests_after.items():
+                per_endpoint[name].append(count - requests_before.get(name, 0))
             for key, (wall, aws) in result["stages"].items():
-                if key not in ("status",):
-                    stage_overheads[key.split(" ", 1)[-1] if key != "planning" else "planning"].append(
-                        wall - aws
-                    )
+                stage_overheads[key.split(" ", 1)[-1] if key != "planning" else "planning"].append(wall - aws)
             log(f"round {n}: {total:.2f} s, AWS {aws_totals[-1]:.2f} s")
 
     overhead = [t - a for t, a in zip(totals, aws_totals, strict=True)]
@@ -329,7 +410,7 @@ def run(args) -> list[dict]:
     rows.append(
         {
             "bench": "canary",
-            "case": "seed canary pipeline, zero waits (total)",
+            "case": f"seed canary pipeline, zero waits (total; {database})",
             "n": rounds,
             "p50_ms": statistics.median(totals) * 1000,
             "p95_ms": max(totals) * 1000,
@@ -370,7 +451,26 @@ def run(args) -> list[dict]:
             "case": "  piped API requests per run",
             "value": statistics.median(api_calls),
             "unit": "requests",
-            "note": "gunicorn, SQLite",
+            "note": f"gunicorn, {database}",
+        }
+    )
+    for name, counts in sorted(per_endpoint.items(), key=lambda item: (-statistics.mean(item[1]), item[0])):
+        if any(counts):
+            rows.append(
+                {
+                    "bench": "canary",
+                    "case": f"    {name}",
+                    "value": statistics.mean(counts),
+                    "unit": "requests",
+                }
+            )
+    rows.append(
+        {
+            "bench": "canary",
+            "case": "  the approval request (public API), in the total",
+            "n": rounds,
+            "p50_ms": statistics.median(approvals) * 1000,
+            "p95_ms": max(approvals) * 1000,
         }
     )
     # moto answers in a few milliseconds; AWS's ECS and ELB APIs take tens. What the share would be at

@@ -60,6 +60,11 @@ TASKDEF = (
 SERVICEDEF = "cluster: bench\nserviceName: bench\ndesiredCount: 1\ndeploymentController:\n  type: EXTERNAL\n"
 
 
+WEBHOOK_SECRET_QUERY = (
+    f"from apps.projects.models import Project; print(Project.objects.get(id={PROJECT!r}).git_webhook_secret)"
+)
+
+
 def log(message: str) -> None:
     print(f"# piped: {message}", file=sys.stderr, flush=True)
 
@@ -91,7 +96,7 @@ def row(case: str, samples: list[float], target: str = "", note: str = "") -> di
 class Stack:
     """Control plane, piped and Git repository in a temporary directory; stopped whatever happens."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-piped-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -110,6 +115,9 @@ class Stack:
                 "AWS_SECRET_ACCESS_KEY": "bench",
             }
         )
+        if database_url:
+            # A MariaDB database of the benchmark's own (bench_canary's BENCH_DATABASE_URL), already empty.
+            self.env["DATABASE_URL"] = database_url
         self.processes: list[subprocess.Popen] = []
         self.piped: subprocess.Popen | None = None
 
@@ -142,10 +150,20 @@ class Stack:
         self.api_key = self.manage(
             "createapikey", "--project", PROJECT, "--name", "bench", "--role", "READ_WRITE", "--json"
         )["api_key"]
-        with closing(sqlite3.connect(self.dir / "db.sqlite3")) as db:
-            self.webhook_secret = db.execute(
-                "SELECT git_webhook_secret FROM projects_project WHERE id = ?", (PROJECT,)
-            ).fetchone()[0]
+        if "DATABASE_URL" in self.env:
+            self.webhook_secret = subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", WEBHOOK_SECRET_QUERY],
+                cwd=BASE_DIR,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        else:
+            with closing(sqlite3.connect(self.dir / "db.sqlite3")) as db:
+                self.webhook_secret = db.execute(
+                    "SELECT git_webhook_secret FROM projects_project WHERE id = ?", (PROJECT,)
+                ).fetchone()[0]
         self.repo = ManifestsRepo(self.dir / "git").create()
         self.commit(0)
         server = self.spawn(

@@ -279,9 +279,11 @@ def _step(runtime, deployment_id: str, started: dict, worker_id: str, lease: flo
         return None
     if started["deployment_started"]:
         runtime.on_deployment_status(deployment, RUNNING, "")
-    first_step = bool(started["started"])
-    if first_step:
+    if started["started"]:
         notify.stage_status(runtime, deployment, stage, RUNNING)
+    # Its first step: this call started it, or it has no log line yet (a retried start whose first answer was
+    # lost, a restart before the first step reported anything); skipOn decides the same way every time.
+    first_step = bool(started["started"]) or not stage.get("next_log_index")
     stage_logger = StageLogger(
         client,
         deployment_id,

@@ -238,3 +238,35 @@ def test_a_step_that_lost_its_stage_records_nothing_more(pending):
     assert ctx.stop.is_set()
     row = stage_row(deployment_id, "stage-0")
     assert row.metadata == {} and row.claimed_by == "w2"
+
+
+SKIPPED_ON_DOCS = """\
+pipeline:
+  stages:
+    - name: SCRIPT_RUN
+      with:
+        run: echo never
+        skipOn:
+          commitMessagePrefixes: ["Add"]
+planner:
+  alwaysUsePipeline: true
+  autoRollback: false
+"""
+
+
+def test_a_stage_started_by_a_step_that_never_reported_is_still_a_first_step(pending):
+    agent, deployment_id = pending(SKIPPED_ON_DOCS)
+    worker.plan_deployment(agent.runtime, deployment_id)
+    # A worker started the stage and died before its step reported anything (or its answer was lost).
+    assert agent.client.start_stage(deployment_id, "stage-0", "gone", 30)["started"] is True
+    Stage.objects.filter(deployment_id=deployment_id, stage_id="stage-0").update(
+        claim_expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    worker.run_stage(agent.runtime, deployment_id, "stage-0", chain=True)
+    row = stage_row(deployment_id, "stage-0")
+    assert row.status == StageStatus.SKIPPED, row.status_reason
+    assert logs(deployment_id, "stage-0") == [
+        "Starting stage SCRIPT_RUN (stage-0).",
+        "Skipped because the commit message starts with 'Add'",
+    ]
+    assert Deployment.objects.get(pk=deployment_id).status == DeploymentStatus.SUCCESS

@@ -610,8 +610,9 @@ def _merge_metadata(current: dict, update: dict) -> dict:
 
 
 @transaction.atomic
-def merge_deployment_metadata(piped: Piped, deployment: Deployment, metadata: dict) -> dict:
-    deployment = get_piped_deployment(piped, deployment.pk, lock=True)
+def merge_deployment_metadata(piped: Piped, deployment: Deployment | str, metadata: dict) -> dict:
+    """Merge into the deployment's metadata (the row locked: concurrent merges keep each other's keys)."""
+    deployment = get_piped_deployment(piped, getattr(deployment, "pk", deployment), lock=True)
     deployment.metadata = _merge_metadata(deployment.metadata, metadata)
     deployment.save(update_fields=["metadata", "updated_at"])
     return deployment.metadata
@@ -619,8 +620,10 @@ def merge_deployment_metadata(piped: Piped, deployment: Deployment, metadata: di
 
 @transaction.atomic
 def merge_stage_metadata(piped: Piped, deployment: Deployment, stage_id: str, metadata: dict) -> dict:
-    stage = get_deployment_stage(deployment, stage_id)
-    stage = Stage.objects.select_for_update().get(pk=stage.pk)
+    try:
+        stage = Stage.objects.select_for_update().get(deployment=deployment, stage_id=stage_id)
+    except Stage.DoesNotExist:
+        raise NotFound(f"Stage {stage_id!r} not found in this deployment.") from None
     stage.metadata = _merge_metadata(stage.metadata, metadata)
     stage.save(update_fields=["metadata", "updated_at"])
     return stage.metadata

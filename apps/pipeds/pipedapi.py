@@ -491,8 +491,8 @@ def report_completed(request, deployment_id: str, payload: StatusIn):
 
 @api.post("/deployments/{deployment_id}/metadata")
 def save_deployment_metadata(request, deployment_id: str, payload: MetadataIn):
-    deployment = svc.get_piped_deployment(request.auth, deployment_id)
-    return {"metadata": svc.merge_deployment_metadata(request.auth, deployment, payload.metadata)}
+    # The merge fetches the deployment itself (locked, this piped's only).
+    return {"metadata": svc.merge_deployment_metadata(request.auth, deployment_id, payload.metadata)}
 
 
 @api.post("/deployments/{deployment_id}/stages/{stage_id}/status")

@@ -395,13 +395,14 @@ def _end_report(
     try:
         answer = client.report_stage_step(ctx.deployment_id, ctx.stage_id, worker_id=worker_id, **body)
     except ApiError as exc:
-        if exc.status == 400 and result is not None and (stage_notes or deployment_notes):
+        if exc.status == 400 and (stage_notes or deployment_notes):
             # What the step noted was refused (too large, …): the stage fails and says so, as a refused save
-            # inside the step would have made it fail.
+            # inside the step would have made it fail (a stage someone else ended just gets its log).
             reason = f"The control plane refused what the step recorded: {exc.detail}"
             ctx.logger.restore(blocks)
             ctx.logger.error(reason)
-            return _end_report(ctx, worker_id, result=Done(FAILURE, reason), lease=lease)
+            failed = None if ctx.stop.is_set() else Done(FAILURE, reason)
+            return _end_report(ctx, worker_id, result=failed, lease=lease)
         if not exc.conflict:
             ctx.logger.restore(blocks)
             raise

@@ -11,10 +11,10 @@ from apps.deployments.choices import DeploymentStatus, StageStatus
 from apps.deployments.models import Deployment, Stage, StageLogBlock
 from apps.deployments.services import approve_stage
 from apps.pipedagent import worker
-from apps.pipedagent.executors import StageContext, StageTakenOver
+from apps.pipedagent.executors import SUCCESS, Done, StageContext, StageExecutor, StageTakenOver, register
 from apps.pipedagent.logs import StageLogger
 
-from .conftest import FAKE_VALUES, add_app, app_files
+from .conftest import FAKE_VALUES, add_app, app_files, new_deployment, plan
 
 pytestmark = pytest.mark.django_db
 
@@ -270,3 +270,40 @@ def test_a_stage_started_by_a_step_that_never_reported_is_still_a_first_step(pen
         "Skipped because the commit message starts with 'Add'",
     ]
     assert Deployment.objects.get(pk=deployment_id).status == DeploymentStatus.SUCCESS
+
+
+@register
+class NotesTooMuch(StageExecutor):
+    """A stage (for these tests only) whose note the control plane must refuse: 70 KB of metadata."""
+
+    name = "TEST_NOTES_TOO_MUCH"
+
+    def execute(self, ctx):
+        ctx.note_stage_metadata(blob="x" * 70_000)
+        ctx.logger.info("noted a lot")
+        return Done(SUCCESS, "noted")
+
+
+def test_a_note_the_control_plane_refuses_fails_the_stage_and_says_why(make_agent, piped_client, application):
+    agent = make_agent()
+    deployment = new_deployment(piped_client, application.id)
+    plan(
+        piped_client,
+        deployment["id"],
+        [
+            {"id": "stage-0", "name": "WAIT", "index": 0},
+            {"id": "rollback", "name": "TEST_NOTES_TOO_MUCH", "index": 1, "rollback": True},
+        ],
+    )
+    piped_client.post(f"/deployments/{deployment['id']}/stages/stage-0/status", {"status": "FAILURE"})
+    piped_client.post(f"/deployments/{deployment['id']}/status", {"status": "ROLLING_BACK"})
+    worker.run_stage(agent.runtime, deployment["id"], "rollback", chain=True)
+    row = stage_row(deployment["id"], "rollback")
+    assert row.status == StageStatus.FAILURE
+    assert row.status_reason.startswith("The control plane refused what the step recorded: ")
+    assert "too large" in row.status_reason
+    assert "blob" not in row.metadata and row.claimed_by == ""
+    assert logs(deployment["id"], "rollback") == ["noted a lot", row.status_reason]
+    # Nothing is left hanging: the rollback's failure ends the deployment.
+    done = Deployment.objects.get(pk=deployment["id"])
+    assert done.status == DeploymentStatus.FAILURE, done.status_reason

@@ -227,8 +227,10 @@ class StageContext:
             if exc.conflict:
                 self.stop.set()
                 raise StageTakenOver(exc.detail) from None
-            self._stage_notes = {**stage_notes, **self._stage_notes}
-            self._deployment_notes = {**deployment_notes, **self._deployment_notes}
+            if exc.status == 0 or exc.status >= 500:
+                # Not recorded, for now: they go with the next call (a refused note, a 400, goes nowhere).
+                self._stage_notes = {**stage_notes, **self._stage_notes}
+                self._deployment_notes = {**deployment_notes, **self._deployment_notes}
             raise
         # The control plane's merge also carries what others wrote meanwhile (approvals, a cancel).
         self.stage["metadata"] = {**answer["metadata"], **self._stage_notes}

@@ -168,6 +168,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "pipeportal.sqlite3")),
+            # Reused per thread: opening SQLite and setting its pragmas took a measurable part of every
+            # piped API call.
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 # WAL, a generous busy timeout and IMMEDIATE transactions keep the portal, the piped API
                 # and live refreshes from tripping over "database is locked".

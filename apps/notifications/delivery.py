@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import requests
 
@@ -98,6 +99,7 @@ def post(
     def took() -> int:
         return round((time.monotonic() - started) * 1000)
 
+    hide = _url_hider(url)
     try:
         response = requests.post(
             url,
@@ -109,9 +111,9 @@ def post(
     except requests.Timeout:
         return Attempt(RETRYING, error=f"no answer within {timeout:g}s", duration_ms=took())
     except requests.RequestException as exc:
-        return Attempt(RETRYING, error=_short(f"{type(exc).__name__}: {exc}"), duration_ms=took())
+        return Attempt(RETRYING, error=_short(hide(f"{type(exc).__name__}: {exc}")), duration_ms=took())
     status = response.status_code
-    text = _short(response.text)
+    text = _short(hide(response.text))
     if status >= 500 or status == 429:
         return Attempt(
             RETRYING,
@@ -123,7 +125,7 @@ def post(
     if status >= 400:
         return Attempt(FAILED, status, f"{status} {text}".strip(), took())
     if status >= 300:
-        where = response.headers.get("Location", "")
+        where = hide(response.headers.get("Location", ""))
         return Attempt(FAILED, status, f"{status} redirect to {where}: the receiver must answer 2xx", took())
     if check is not None:
         problem = check(response)
@@ -131,6 +133,23 @@ def post(
             outcome = RETRYING if problem.startswith("retry:") else FAILED
             return Attempt(outcome, status, problem.removeprefix("retry:"), took(), _retry_after(response))
     return Attempt(DELIVERED, status, "", took())
+
+
+def _url_hider(url: str) -> Callable[[str], str]:
+    """Removes `url`'s secret parts from a text. A Slack hook URL or a catch hook is a secret in its path and
+    query, and requests puts the path into its error messages: they are recorded and logged, so the path
+    and query become `/…` (the scheme and host stay, to say where it failed)."""
+    parts = urlsplit(url)
+    query = f"?{parts.query}" if parts.query else ""
+    secrets = [f"{parts.path}{query}", parts.path, parts.query, parts.password or "", parts.username or ""]
+    secrets = sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True)
+
+    def hide(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "/…")
+        return text
+
+    return hide
 
 
 def _short(text: str) -> str:

@@ -141,3 +141,41 @@ def test_a_stopping_piped_records_what_it_could_not_retry(make_runtime, receiver
     hooks.piped_stopping(runtime, scheduler=False)  # the retry is 30 s away: the piped does not wait for it
     assert attempts_of(created["id"]) == [(1, "RETRYING", 503), (2, "ABANDONED", None)]
     assert len(hook.requests) == 1
+
+
+def test_the_receivers_url_never_reaches_the_attempts_nor_the_log(
+    make_runtime, receivers, deployment, caplog
+):
+    # A Slack hook URL or a Zapier catch hook is a secret in its path (and sometimes its query): the
+    # errors recorded and logged name the receiver, never its URL.
+    secret_path = "/services/T0000/B0000/s3cr3tHookToken"
+    gone = f"http://127.0.0.1:{free_port()}{secret_path}?token=q5ecret"
+    moved = receivers(default=(301, b"", {"Location": f"https://hooks.example.com{secret_path}"}))
+    runtime = make_runtime(
+        f"""\
+notifications:
+  routes:
+    - name: everything
+      receiver: gone
+    - name: everything-too
+      receiver: moved
+  receivers:
+    - name: gone
+      webhook:
+        url: {gone}
+    - name: moved
+      webhook:
+        url: {moved.url}{secret_path}
+"""
+    )
+    created = deployment(runtime)
+    with caplog.at_level("INFO"):
+        hooks.deployment_status(runtime, created, "SUCCESS", "")
+        assert notifier_for(runtime).flush()
+    errors = list(NotificationAttempt.objects.values_list("receiver", "error"))
+    assert {receiver for receiver, _ in errors} == {"gone", "moved"}
+    assert any("ConnectionError" in error for receiver, error in errors if receiver == "gone")
+    assert any("redirect" in error for receiver, error in errors if receiver == "moved")
+    for _, error in errors:
+        assert "s3cr3tHookToken" not in error and "q5ecret" not in error, error
+    assert "s3cr3tHookToken" not in caplog.text and "q5ecret" not in caplog.text

@@ -650,7 +650,16 @@ class Scheduler:
             wake_at = parse_time(stage.get("next_check_at"))
             if wake_at is not None and wake_at > now:
                 return
-            marker = f"{stage.get('next_check_at')}|{stage.get('claimed_by')}|{stage.get('status')}"
+            # A rollback stage waits for the workers still holding cancelled stages: once their claims are
+            # released or run out, the marker changes and the stage is sent again at once.
+            held = sorted(
+                s["id"]
+                for s in deployment["stages"]
+                if s["id"] != stage_id
+                and s.get("claimed_by")
+                and (parse_time(s.get("claim_expires_at")) or now) > now
+            )
+            marker = f"{stage.get('next_check_at')}|{stage.get('claimed_by')}|{stage.get('status')}|{held}"
         key = (deployment["id"], kind, stage_id)
         sent = self._sent.get(key)
         if sent is not None and sent[1] == marker and time.monotonic() - sent[0] < REDISPATCH_SECONDS:

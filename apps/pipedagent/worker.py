@@ -2,8 +2,9 @@
 
 A step starts with one call that claims the stage (a short lease, renewed by a thread while the step runs)
 and marks it RUNNING, which the control plane grants only when the stage may run now; it ends with one call
-that records its log lines, metadata, outcome and the claim's release together. Losing the claim or seeing
-the stage end elsewhere (a cancel) sets `ctx.stop`, and the step stops reporting. A finished step moves the
+that records its log lines, metadata, outcome and the claim's release together. Losing the claim, seeing
+the stage end elsewhere (a cancel) or failing to renew the claim before its lease runs out sets
+`ctx.stop`: the step then changes nothing more in the cloud (its provider refuses) and stops reporting. A finished step moves the
 deployment on at once (`advance`); in a Celery task (`chain=True`) the next stage is even started by the
 same call that ends this one and runs in the same task, with no queue or scheduler tick in between.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 import weakref
 from datetime import UTC, datetime, timedelta
@@ -204,28 +206,34 @@ def _stopping(runtime) -> bool:
 
 
 class ClaimRenewer(threading.Thread):
-    """Keeps our claim alive while a step runs; sets `stop` when the claim is lost or the stage ended."""
+    """Keeps our claim alive while a step runs; sets `ctx.stop` when the claim is lost or the stage ended.
 
-    def __init__(
-        self, client, deployment_id: str, stage_id: str, worker_id: str, lease: float, stop: threading.Event
-    ):
-        super().__init__(name=f"claim-{stage_id}", daemon=True)
-        self.client, self.deployment_id, self.stage_id = client, deployment_id, stage_id
-        self.worker_id, self.lease, self.stop_flag = worker_id, lease, stop
+    Each renewal that the control plane grants moves `ctx.claim_valid_until`; one that fails (no answer)
+    does not, so a worker cut off from the control plane stops trusting its claim before another worker
+    can take the stage over.
+    """
+
+    def __init__(self, client, ctx: StageContext, lease: float):
+        super().__init__(name=f"claim-{ctx.stage_id}", daemon=True)
+        self.client, self.ctx, self.lease = client, ctx, lease
         self._done = threading.Event()
 
     def run(self) -> None:
+        ctx = self.ctx
         while not self._done.wait(max(self.lease / 3, 0.2)):
+            sent = time.monotonic()
             try:
                 answer = self.client.renew_stage_claim(
-                    self.deployment_id, self.stage_id, self.worker_id, self.lease
+                    ctx.deployment_id, ctx.stage_id, ctx.worker_id, self.lease
                 )
             except ApiError as exc:
-                logger.warning("renewing the claim of %s failed: %s", self.stage_id, exc)
+                logger.warning("renewing the claim of %s failed: %s", ctx.stage_id, exc)
+                ctx.claim_lost()  # stops the step once the lease may have run out
                 continue
             if not answer["claimed"] or answer["status"] not in (NOT_STARTED_YET, RUNNING):
-                self.stop_flag.set()
+                ctx.stop.set()
                 return
+            ctx.claim_granted(sent, self.lease)
 
     def finish(self) -> None:
         self._done.set()
@@ -256,11 +264,17 @@ def run_stage(runtime, deployment_id: str, stage_id: str, *, chain: bool = False
     as each ends within its step; a wait (Continue) hands the stage back to the scheduler."""
     worker_id = f"{worker_name()}/{uuid.uuid4().hex[:8]}"
     lease = runtime.config.knobs.claim_lease
-    answer = runtime.client.start_stage(deployment_id, stage_id, worker_id, lease)
+    answer = _start(runtime.client, deployment_id, stage_id, worker_id, lease)
     while answer is not None:
         # Each step's log lines carry its own stage id, also when a task runs several stages.
         with log_context(deployment_id=deployment_id, stage_id=answer["stage_id"]):
             answer = _step(runtime, deployment_id, answer, worker_id, lease, chain=chain)
+
+
+def _start(client, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:
+    """The start call's answer, with when it was sent (`sent_at`, time.monotonic()): the lease counts from it."""
+    sent = time.monotonic()
+    return {**client.start_stage(deployment_id, stage_id, worker_id, lease), "sent_at": sent}
 
 
 def _step(runtime, deployment_id: str, started: dict, worker_id: str, lease: float, *, chain: bool):
@@ -294,8 +308,9 @@ def _step(runtime, deployment_id: str, started: dict, worker_id: str, lease: flo
     ctx = StageContext(
         runtime=runtime, deployment=deployment, stage=stage, logger=stage_logger, worker_id=worker_id
     )
+    ctx.claim_granted(started.get("sent_at", time.monotonic()), lease)
     ACTIVE_STEPS.add(ctx)
-    renewer = ClaimRenewer(client, deployment_id, stage_id, worker_id, lease, ctx.stop)
+    renewer = ClaimRenewer(client, ctx, lease)
     renewer.start()
     result: Done | Continue | None = None
     try:
@@ -346,10 +361,10 @@ def _step(runtime, deployment_id: str, started: dict, worker_id: str, lease: flo
     notify.stage_status(runtime, ctx.deployment, stage, answer["status"], result.reason)
     after = answer.get("next")
     if after is not None and after["claimed"]:
-        return {**after, "deployment": answer["deployment"]}
+        return {**after, "deployment": answer["deployment"], "sent_at": answer["sent_at"]}
     upcoming = advance(runtime, answer["deployment"], run_inline=chain)
     if upcoming:
-        return client.start_stage(deployment_id, upcoming, worker_id, lease)
+        return _start(client, deployment_id, upcoming, worker_id, lease)
     return None
 
 
@@ -392,6 +407,7 @@ def _end_report(
         body.update(status=result.status, reason=result.reason, return_deployment=True)
     if start_next:
         body["start_next"] = {"stage_id": start_next, "lease_seconds": lease}
+    sent = time.monotonic()
     try:
         answer = client.report_stage_step(ctx.deployment_id, ctx.stage_id, worker_id=worker_id, **body)
     except ApiError as exc:
@@ -413,7 +429,7 @@ def _end_report(
     ctx.stage["metadata"] = answer["metadata"]
     ctx.deployment["metadata"] = answer["deployment_metadata"]
     ctx.recorded()
-    return answer
+    return {**answer, "sent_at": sent}
 
 
 def _quietly(call) -> None:

@@ -590,7 +590,10 @@ def report_stage_status(
         return stage
     fields = {}
     if status in STAGE_TERMINAL:
-        fields = {"claimed_by": "", "claim_expires_at": None, "next_check_at": None}
+        # Ended from outside its step (a cancel, the deployment's timeout): a worker still running a step of
+        # it keeps its claim until its own report releases it (or the lease runs out), so that the rollback
+        # does not start while that step may still change things (why_stage_cannot_start).
+        fields = {"next_check_at": None}
     if not transition_stage(stage.pk, status, reason or "", **fields):
         stage.refresh_from_db()
         if stage.status == status:
@@ -756,6 +759,18 @@ def why_stage_cannot_start(deployment: Deployment, stages: list[Stage], stage: S
     if stage.rollback:
         if deployment.status != DeploymentStatus.ROLLING_BACK:
             return f"Rollback stages run while the deployment rolls back; it is {deployment.status}."
+        # A stage cancelled (or timed out) while a worker ran a step of it: the rollback waits until that
+        # step has stopped, or it could still set weights or create a task set after the rollback's clean-up.
+        busy = next(
+            (
+                s
+                for s in ordered
+                if not s.rollback and s.claimed_by and s.claim_expires_at and s.claim_expires_at >= now
+            ),
+            None,
+        )
+        if busy is not None:
+            return f"Stage {busy.stage_id} is still held by a worker that has not stopped yet."
         before = [
             s for s in ordered if s.rollback and s.index < stage.index and s.status not in STAGE_TERMINAL
         ]

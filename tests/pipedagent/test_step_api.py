@@ -115,6 +115,36 @@ def test_a_rollback_stage_starts_once_the_deployment_rolls_back(piped_client, pl
     assert Deployment.objects.get(pk=planned).status == DeploymentStatus.ROLLING_BACK
 
 
+def test_the_rollback_waits_for_the_worker_of_a_stage_cancelled_under_it(piped_client, planned):
+    # stage-0 runs a step as w1 when the scheduler cancels it (cancel with rollback).
+    start(piped_client, planned, "stage-0", worker="w1")
+    piped_client.post(f"/deployments/{planned}/stages/stage-0/status", {"status": "CANCELLED"})
+    piped_client.post(f"/deployments/{planned}/status", {"status": "ROLLING_BACK"})
+    # w1's step may still change things until it sees the cancel: the rollback must not run before it stops.
+    row = stage(planned, "stage-0")
+    assert (row.status, row.claimed_by) == (StageStatus.CANCELLED, "w1")
+    waiting = start(piped_client, planned, "rollback", worker="w2").json()
+    assert (waiting["claimed"], waiting["runnable"]) == (False, False)
+    assert waiting["reason"] == "Stage stage-0 is still held by a worker that has not stopped yet."
+    assert stage(planned, "rollback").status == StageStatus.NOT_STARTED_YET
+    # w1's step ends: its log and notes still go, its claim is released, and the rollback starts.
+    done = report(piped_client, planned, "stage-0", blocks=blocks("stopped"), release=True)
+    assert done.status_code == 200 and done.json()["status"] == "CANCELLED"
+    assert stage(planned, "stage-0").claimed_by == ""
+    assert start(piped_client, planned, "rollback", worker="w2").json()["claimed"] is True
+
+
+def test_the_rollback_takes_over_from_a_worker_that_died_once_its_lease_ran_out(piped_client, planned):
+    start(piped_client, planned, "stage-0", worker="w1")
+    piped_client.post(f"/deployments/{planned}/stages/stage-0/status", {"status": "CANCELLED"})
+    piped_client.post(f"/deployments/{planned}/status", {"status": "ROLLING_BACK"})
+    assert start(piped_client, planned, "rollback", worker="w2").json()["claimed"] is False
+    Stage.objects.filter(deployment_id=planned, stage_id="stage-0").update(
+        claim_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert start(piped_client, planned, "rollback", worker="w2").json()["claimed"] is True
+
+
 def test_report_records_a_whole_step_in_one_call(piped_client, planned):
     start(piped_client, planned, "stage-0")
     answer = report(
@@ -333,3 +363,21 @@ def test_a_report_costs_the_same_queries_whatever_its_size(piped_client, applica
         return len(captured)
 
     assert queries_of(100, "s0", "s1") == queries_of(1, "s1", "s2")
+
+
+def test_the_scheduler_sends_the_rollback_again_once_a_dead_workers_claim_ran_out(
+    make_agent, piped_client, planned
+):
+    agent = make_agent()
+    start(piped_client, planned, "stage-0", worker="gone")
+    piped_client.post(f"/deployments/{planned}/stages/stage-0/status", {"status": "CANCELLED"})
+    piped_client.post(f"/deployments/{planned}/status", {"status": "ROLLING_BACK"})
+    agent.scheduler.dispatch_once()
+    assert agent.dispatched == [("run", planned, "rollback")]  # its start is refused while stage-0 is held
+    agent.scheduler.dispatch_once()
+    assert len(agent.dispatched) == 1  # nothing changed: not sent again at every tick
+    Stage.objects.filter(deployment_id=planned, stage_id="stage-0").update(
+        claim_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    agent.scheduler.dispatch_once()
+    assert agent.dispatched == [("run", planned, "rollback")] * 2  # at once, not a redispatch period later

@@ -20,7 +20,9 @@ Adding a stage: see CONTRIBUTING.md, "Adding a stage".
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -84,7 +86,14 @@ def _load_builtin_executors() -> None:
 
 
 class StageTakenOver(Exception):
-    """Another worker holds the stage now (our claim ran out): this step must stop without recording more."""
+    """Another worker holds the stage now (our claim ran out), or it was cancelled: this step must stop
+    without changing or recording anything more."""
+
+
+# A claim is trusted for this share of its lease, counted from when the call that granted or renewed it was
+# sent: the control plane counts the lease from when it answered, so another worker can take the stage over
+# only after this process has stopped trusting its claim.
+CLAIM_TRUST = 0.9
 
 
 @dataclass(eq=False)
@@ -102,6 +111,9 @@ class StageContext:
     logger: Any
     stop: threading.Event = field(default_factory=threading.Event)
     worker_id: str = ""
+    # Until when (time.monotonic()) this worker's claim holds, as far as it can tell: set from the start call
+    # and each renewal. A worker cut off from the control plane stops changing things once it has passed.
+    claim_valid_until: float = math.inf
     _stage_notes: dict = field(default_factory=dict, repr=False)
     _deployment_notes: dict = field(default_factory=dict, repr=False)
     _when_recorded: list = field(default_factory=list, repr=False)
@@ -109,6 +121,25 @@ class StageContext:
     @property
     def client(self) -> Any:
         return self.runtime.client
+
+    # --- the claim ---
+
+    def claim_granted(self, sent_at: float, lease: float) -> None:
+        """A call sent at `sent_at` (time.monotonic()) granted or renewed the claim for `lease` seconds."""
+        self.claim_valid_until = sent_at + lease * CLAIM_TRUST
+
+    def claim_lost(self) -> bool:
+        """Whether the step must stop: it was cancelled or taken over (`stop`), or its claim may have run out."""
+        if not self.stop.is_set() and self.worker_id and time.monotonic() >= self.claim_valid_until:
+            self.stop.set()
+        return self.stop.is_set()
+
+    def check_claim(self) -> None:
+        """Raise StageTakenOver when the step must change nothing more (before every change in the cloud)."""
+        if self.claim_lost():
+            raise StageTakenOver(
+                "the stage was cancelled or taken over, or this worker could not renew its claim in time"
+            )
 
     @property
     def knobs(self) -> Any:
@@ -283,8 +314,9 @@ class StageContext:
 
 
 class NotesFirst:
-    """A platform provider seen by a step: before any call not known to only read, the step's notes are
-    recorded, as they would have been had every note been a save."""
+    """A platform provider seen by a step: before any call not known to only read, the step's claim is
+    checked (a step that was cancelled, or whose claim may have run out, changes nothing more) and its notes
+    are recorded, as they would have been had every note been a save."""
 
     def __init__(self, provider: Any, ctx: StageContext, reads: frozenset[str]):
         self._provider, self._ctx, self._reads = provider, ctx, reads
@@ -295,7 +327,9 @@ class NotesFirst:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            self._ctx.check_claim()
             self._ctx.flush()
+            self._ctx.check_claim()
             return value(*args, **kwargs)
 
         return call

@@ -176,7 +176,7 @@ def run_script(ctx: StageContext, script: str, *, env: dict[str, str], timeout: 
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None:
-            if ctx.stop.is_set():
+            if ctx.claim_lost():
                 _kill(process)
                 ctx.logger.error("Stopped: the stage was cancelled or taken over.")
                 return Done(FAILURE, "Stopped while the script was running")

@@ -21,7 +21,15 @@ from __future__ import annotations
 from ...deploysource import SourceError
 from ...executors import FAILURE, SKIPPED, SUCCESS, Continue, Done, StageContext, StageExecutor, register
 from ...gitrepo import GitError
-from .provider import VARIANT_CANARY, VARIANT_PRIMARY, short_name, tag_dict, variant_of
+from .provider import (
+    LABEL_APPLICATION,
+    LABEL_COMMIT_HASH,
+    VARIANT_CANARY,
+    VARIANT_PRIMARY,
+    short_name,
+    tag_dict,
+    variant_of,
+)
 from .resources import (
     META_CANARY,
     META_PRIMARY,
@@ -215,6 +223,42 @@ def _route_all_to_primary(
     return len(both)
 
 
+def _leftovers(ctx: StageContext, live: list[dict], variant: str, keep: set[str]) -> list[dict]:
+    """This application's task sets of `variant` that this piped made for earlier deployments and that are not
+    part of this one (`keep`) nor the service's primary: what a cancel without rollback left behind."""
+    piped_id, app_id = ctx.runtime.config.piped_id, ctx.deployment["application_id"]
+    return [
+        t
+        for t in live
+        if t["taskSetArn"] not in keep
+        and t.get("status") != "PRIMARY"
+        and is_ours(t, piped_id)
+        and tag_dict(t.get("tags")).get(LABEL_APPLICATION) == app_id
+        and variant_of(t) == variant
+    ]
+
+
+def _delete_leftovers(
+    ctx: StageContext, provider, lb: LoadBalancing, cluster: str, service: str, live: list[dict], stale
+) -> list[dict]:
+    """Delete the leftover task sets `stale` that get no traffic nobody else serves; answers what is live."""
+    for task_set in stale:
+        name = short_name(task_set["taskSetArn"])
+        variant = variant_of(task_set)
+        commit = tag_dict(task_set.get("tags")).get(LABEL_COMMIT_HASH, "")[:7] or "unknown"
+        keep = [t for t in live if t["taskSetArn"] != task_set["taskSetArn"]]
+        reason = unsafe_to_delete(lb, task_set, keep)
+        if reason:
+            ctx.logger.info(f"Warning: left the leftover {variant} task set {name} in place: {reason}.")
+            continue
+        provider.delete_task_set(cluster, service, task_set["taskSetArn"])
+        live = keep
+        ctx.logger.info(
+            f"Deleted the leftover {variant} task set {name} (commit {commit}) of an earlier deployment."
+        )
+    return live
+
+
 @register
 class ECSSync(StageExecutor):
     name = "ECS_SYNC"
@@ -322,6 +366,13 @@ class ECSCanaryRollout(StageExecutor):
         waiting = wait_until_steady(ctx, provider, meta["cluster"], meta["service"], meta["task_set_arn"])
         if waiting is not None:
             return waiting
+        # Canaries of earlier deployments (a cancel without rollback keeps its canary) go once this one is
+        # steady: it serves the canary target group now, and only one version is the canary.
+        live = provider.task_sets(meta["cluster"], meta["service"])
+        stale = _leftovers(ctx, live, VARIANT_CANARY, {meta["task_set_arn"]})
+        if stale:
+            lb = LoadBalancing(provider)
+            _delete_leftovers(ctx, provider, lb, meta["cluster"], meta["service"], live, stale)
         canary = _deployment_meta(ctx).get(META_CANARY) or {}
         where = f" on target group {short_name(canary['target_group'])}" if canary.get("target_group") else ""
         text = (
@@ -540,6 +591,10 @@ class ECSPrimaryRollout(StageExecutor):
             provider.delete_task_set(target.cluster, target.name, task_set["taskSetArn"])
             live = keep
             ctx.logger.info(f"Deleted the old primary task set {name}.")
+        # Full task sets of earlier deployments besides the old primary (a primary rollout cancelled before
+        # its promotion leaves one serving the primary target group): the new primary serves it now.
+        stale = _leftovers(ctx, live, VARIANT_PRIMARY, {meta["task_set_arn"], canary_arn, *old})
+        live = _delete_leftovers(ctx, provider, lb, target.cluster, target.name, live, stale)
         task_definition_name = short_name(meta.get("task_definition_arn", ""))
         text = f"{task_definition_name} is the primary task set of {target.name} at 100 %"
         ctx.logger.success(f"{text}.")
@@ -574,15 +629,18 @@ class ECSCanaryClean(StageExecutor):
             or (
                 is_ours(t, piped_id)
                 and variant_of(t) == VARIANT_CANARY
-                and tag_dict(t.get("tags")).get("pipecd-dev-application") == app_id
-                and tag_dict(t.get("tags")).get("pipecd-dev-commit-hash") == target.commit
+                and tag_dict(t.get("tags")).get(LABEL_APPLICATION) == app_id
+                and tag_dict(t.get("tags")).get(LABEL_COMMIT_HASH) == target.commit
             )
         ]
+        lb = LoadBalancing(provider)
+        # Canaries earlier deployments left (a cancel without rollback) go too, when no traffic needs them.
+        stale = _leftovers(ctx, live, VARIANT_CANARY, {t["taskSetArn"] for t in canaries})
+        live = _delete_leftovers(ctx, provider, lb, target.cluster, target.name, live, stale)
         if not canaries:
             text = "The canary task set is already gone; nothing to clean"
             ctx.logger.success(f"{text}.")
             return Done(SUCCESS, text)
-        lb = LoadBalancing(provider)
         for canary in canaries:
             if canary.get("status") == "PRIMARY":
                 message = (

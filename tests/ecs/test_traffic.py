@@ -210,3 +210,24 @@ def test_the_old_primary_stays_while_its_target_group_gets_traffic_nobody_else_s
         for line in logs(deployment.id, "stage-0")
     )
     assert weights(aws, ecs_values) == (100, 0)
+
+
+def test_no_traffic_goes_to_a_target_group_no_task_set_serves(
+    project, piped, ecs_agent, manifests, aws, ecs_values
+):
+    # A pipeline that routes to the canary without a canary rollout before it (or after a canary clean)
+    # would send that share of the requests to an empty target group: they would all fail.
+    pipeline = [{"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}}]
+    add_app(project, piped)
+    agent = ecs_agent()
+    deploy_first_version(agent, manifests, seed_files(ecs_values, pipeline=pipeline), "apps/hello")
+    deployment = push_new_version(
+        agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=pipeline), "apps/hello"
+    )
+    routing = finish_stage(agent, deployment.id, "stage-0")
+    assert routing.status == "FAILURE"
+    assert routing.status_reason == (
+        "No task set of service hogehoge is registered in target group demo-canary, so the 10 % of the "
+        "traffic routed to it would fail: run ECS_CANARY_ROLLOUT before this stage."
+    )
+    assert weights(aws, ecs_values) == (100, 0)

@@ -3,10 +3,11 @@
 These drive the agent step by step; tests/e2e runs the same code as a separate process with Celery.
 """
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.applications.choices import SyncStatus
 from apps.applications.models import Application
@@ -548,18 +549,21 @@ def test_a_stability_wait_gives_up_with_the_reason(project, piped, make_agent, m
     manifests.write(files, under="apps/hello")
     manifests.commit_and_push("Three tasks")
     add_app(project, piped)
-    agent = make_agent(ecs_stable_timeout=0.5)
+    agent = make_agent(ecs_stable_timeout=30)
     agent.poll_git()
     deployment_id = str(only_deployment().id)
     agent.step(deployment_id)
     agent.step(deployment_id)
     stage = stage_row(deployment_id, "stage-0")
     assert stage.status == "RUNNING" and stage.next_check_at is not None
-    time.sleep(0.6)
+    assert parse_datetime(stage.metadata["stable_deadline"]) > timezone.now()
+    # The wait runs out (moved back rather than slept through, so a slow machine cannot run out of it early).
+    stage.metadata["stable_deadline"] = (timezone.now() - timedelta(seconds=1)).isoformat()
+    stage.save(update_fields=["metadata"])
     agent.step(deployment_id)
     stage = stage_row(deployment_id, "stage-0")
     assert stage.status == "FAILURE"
-    assert "did not become steady within 0.5s" in stage.status_reason
+    assert "did not become steady within 30s" in stage.status_reason
     assert "1 pending task(s)" in stage.status_reason
 
 

@@ -392,6 +392,9 @@ class ECSTrafficRouting(StageExecutor):
 
     def execute(self, ctx: StageContext) -> Done:
         target = service_target(ctx.target, ctx.commit["hash"])
+        failed = _needs_service(ctx, target, self.name)
+        if failed:
+            return failed
         if target.access_type != "ELB":
             message = (
                 f"ECS_TRAFFIC_ROUTING works with accessType ELB; this application uses {target.access_type}, "
@@ -445,6 +448,24 @@ class ECSTrafficRouting(StageExecutor):
             )
             ctx.logger.error(message)
             return Done(FAILURE, message)
+        # A share of the traffic for a target group no task set of the service serves would all fail.
+        served = {
+            entry.get("targetGroupArn")
+            for t in lb.provider.task_sets(target.cluster, target.name)
+            if float((t.get("scale") or {}).get("value", 0)) > 0
+            for entry in t.get("loadBalancers") or []
+        }
+        for group, weight, stage in (
+            (primary, weights[0], "ECS_PRIMARY_ROLLOUT"),
+            (canary, weights[1], "ECS_CANARY_ROLLOUT"),
+        ):
+            if weight > 0 and group not in served:
+                message = (
+                    f"No task set of service {target.name} is registered in target group {lb.name(group)}, so the "
+                    f"{weight} % of the traffic routed to it would fail: run {stage} before this stage."
+                )
+                ctx.logger.error(message)
+                return Done(FAILURE, message)
         remembered = _deployment_meta(ctx).get(META_TRAFFIC) or {}
         listeners = list(dict.fromkeys([*remembered.get("listeners", []), *(r.listener_arn for r in both)]))
         # Remembered before any change, so that a rollback after a crash mid-way still finds every listener.

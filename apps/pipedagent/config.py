@@ -35,9 +35,14 @@ def api_base_url(api_address: str, *, insecure: bool) -> str:
         raise PipedConfigError("apiAddress is empty: set it to the control plane's host:port or URL.")
     if "://" not in address:
         address = f"https://{address}"
-    parts = urlsplit(address)
+    invalid = PipedConfigError(f"apiAddress {api_address!r} is neither host:port nor an http(s) URL.")
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        raise invalid from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PipedConfigError(f"apiAddress {api_address!r} is neither host:port nor an http(s) URL.")
+        raise invalid
     if parts.scheme == "http" and not insecure:
         raise PipedConfigError(
             f"apiAddress {api_address!r} is plain HTTP: the piped key would travel unencrypted. "

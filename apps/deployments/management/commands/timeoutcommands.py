@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.deployments.services import time_out_stale_commands
-from apps.projects.management.output import add_json_flag, emit
+from apps.projects.management.output import add_json_flag, domain_errors_as_command_errors, emit
 
 
 class Command(BaseCommand):
@@ -14,7 +14,8 @@ class Command(BaseCommand):
         add_json_flag(parser)
 
     def handle(self, *args, **options):
-        count = time_out_stale_commands()
+        with domain_errors_as_command_errors():
+            count = time_out_stale_commands()
         hours = settings.PIPEPORTAL_COMMAND_TIMEOUT_SECONDS / 3600
         emit(
             self,

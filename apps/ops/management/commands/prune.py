@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.ops.housekeeping import prune
+from apps.projects.management.output import domain_errors_as_command_errors
 
 
 class Command(BaseCommand):
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be 1 or more")
-        summary = prune(dry_run=dry_run, batch_size=batch_size).as_dict()
+        with domain_errors_as_command_errors():
+            summary = prune(dry_run=dry_run, batch_size=batch_size).as_dict()
         if options["json"]:
             self.stdout.write(json.dumps(summary, sort_keys=True))
             return

@@ -173,6 +173,7 @@ class Command(BaseCommand):
                 "--setup-only creates the demo's AWS resources in an emulator: set AWS_ENDPOINT_URL to a moto "
                 "server (docker-compose sets http://moto:5000)."
             )
+        self.check_key_hash_secret()
         self.check_migrated()
         demo_dir = self.workdir(options)
         api_address = options["api_address"] or f"http://127.0.0.1:{options['port']}"
@@ -200,6 +201,18 @@ class Command(BaseCommand):
                 ]
             )
         )
+
+    @staticmethod
+    def check_key_hash_secret() -> None:
+        """Outside DEBUG the piped's key needs the control plane's hash secret: say so before emptying anything."""
+        from django.core.exceptions import ImproperlyConfigured
+
+        from apps.core.keys import key_hash_secret
+
+        try:
+            key_hash_secret()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
 
     @staticmethod
     def check_migrated() -> None:
@@ -344,7 +357,7 @@ class Command(BaseCommand):
 
         system = system_principal(PROJECT, name="demo")
         secrets_file = demo_dir / "demo-credentials.json"
-        saved = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+        saved = self.saved_credentials(secrets_file)
         project = Project.objects.filter(pk=PROJECT).first()
         if project is None:
             project, admin, password = create_project(
@@ -412,6 +425,23 @@ class Command(BaseCommand):
         )
         config.chmod(0o600)
         return admin, password, config
+
+    @staticmethod
+    def saved_credentials(path: Path) -> dict:
+        """What an earlier run wrote (the admin password, the piped key): the demo keeps them across runs."""
+        if not path.exists():
+            return {}
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(
+                f"{path}: cannot read the demo's saved credentials ({exc}); delete the file and run again."
+            ) from None
+        if not isinstance(saved, dict):
+            raise CommandError(
+                f"{path}: the demo's saved credentials are not a JSON object; delete the file and run again."
+            )
+        return saved
 
     def banner(self, url: str, admin: str, password: str, demo_dir: Path) -> None:
         line = "=" * 72

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from apps.core.keys import key_hash_secret
 from apps.pipeds.services import encode_key, register_piped
 from apps.projects.management.output import add_json_flag, domain_errors_as_command_errors, emit
 from apps.projects.principal import system_principal
@@ -19,6 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with domain_errors_as_command_errors():
+            # Before anything is written: without it the key could not be stored.
+            key_hash_secret()
             project = get_project(options["project"])
             piped, key = register_piped(
                 system_principal(project.id, name="manage.py registerpiped"),

@@ -844,6 +844,12 @@ def _start_locked(
             raise Conflict(f"Stage {stage.stage_id} changed while it was being started.")
         answer["started"] = True
         stage.status = StageStatus.RUNNING
+    elif stage.claimed_by not in ("", worker_id):
+        # Taken over from a worker whose lease ran out before it reported: that step died (a killed piped
+        # or worker), and the stage runs again from the start. A new run: its log goes on under the next
+        # retried count, so the portal shows where the run began again.
+        stage.retried_count += 1
+        Stage.objects.filter(pk=stage.pk).update(retried_count=stage.retried_count, **claim)
     else:
         Stage.objects.filter(pk=stage.pk).update(**claim)
     stage.claimed_by, stage.claim_expires_at, stage.next_check_at = worker_id, claim["claim_expires_at"], None

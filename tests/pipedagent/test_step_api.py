@@ -60,6 +60,7 @@ def test_start_claims_the_stage_and_marks_it_and_the_deployment_running(piped_cl
     # Starting again, as the same worker (a retry), renews the claim and starts nothing more.
     again = start(piped_client, planned, "stage-0").json()
     assert again["claimed"] is True and again["started"] is False and again["deployment_started"] is False
+    assert stage(planned, "stage-0").retried_count == 0
 
 
 def test_start_leaves_a_stage_held_by_another_worker_alone(piped_client, planned):
@@ -72,9 +73,17 @@ def test_start_leaves_a_stage_held_by_another_worker_alone(piped_client, planned
     Stage.objects.filter(deployment_id=planned, stage_id="stage-0").update(
         claim_expires_at=timezone.now() - timedelta(seconds=1)
     )
+    report(piped_client, planned, "stage-0", blocks=blocks("w1 began"))
     takeover = start(piped_client, planned, "stage-0", worker="w2").json()
     assert takeover["claimed"] is True and takeover["started"] is False
-    assert stage(planned, "stage-0").claimed_by == "w2"
+    # w1 died without reporting its end: w2's is a new run of the stage, whose log starts afresh after w1's.
+    row = stage(planned, "stage-0")
+    assert (row.claimed_by, row.retried_count) == ("w2", 1)
+    taken = next(s for s in takeover["deployment"]["stages"] if s["id"] == "stage-0")
+    assert (taken["retried_count"], taken["next_log_index"]) == (1, 0)
+    # w2 starting again (a retried call) is the same run.
+    assert start(piped_client, planned, "stage-0", worker="w2").json()["claimed"] is True
+    assert stage(planned, "stage-0").retried_count == 1
 
 
 def test_start_refuses_a_stage_out_of_turn_and_writes_nothing(piped_client, planned):

@@ -200,3 +200,10 @@ def test_it_keeps_saying_who_approved_after_the_stage(world):
     )
     page = deployment_page(world, "viewer", done)
     assert '<span class="stage-desc">✓ erin, alice</span>' in page
+
+
+def test_a_long_config_path_wraps_at_its_slashes(world):
+    page = (
+        world.clients["viewer"].get(reverse("webui:application", args=[world.second_app.id])).content.decode()
+    )
+    assert "apps/<wbr>payments/<wbr>app.pipecd.yaml" in page

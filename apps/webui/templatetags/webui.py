@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.deployments.choices import WAIT_APPROVAL, DeploymentStatus, StageStatus
@@ -137,6 +137,12 @@ def label_pairs(labels) -> list[str]:
     if not isinstance(labels, dict):
         return []
     return [f"{key}:{value}" for key, value in sorted(labels.items())]
+
+
+@register.filter
+def path_breaks(path) -> str:
+    """A path that may wrap after each `/` (and only mid-segment when one segment alone is too long)."""
+    return mark_safe("/<wbr>".join(conditional_escape(part) for part in str(path or "").split("/")))  # noqa: S308
 
 
 @register.filter

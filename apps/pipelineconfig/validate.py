@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import validate_app_dir
-from .errors import ConfigError, Problem
+from .errors import ERROR, ConfigError, Problem
 from .loader import load_file
 
 APP_CONFIG_SUFFIXES = (".pipecd.yaml", ".pipecd.yml")
@@ -27,15 +28,22 @@ class Report:
         return [p for p in self.problems if not p.is_error]
 
 
-def find_configs(folder: Path) -> list[Path]:
-    """Every `*.pipecd.yaml` below `folder`, skipping hidden directories such as .git."""
-    found = []
-    for suffix in APP_CONFIG_SUFFIXES:
-        for path in folder.rglob(f"*{suffix}"):
-            relative = path.relative_to(folder).parts
-            if path.is_file() and not any(part.startswith(".") for part in relative[:-1]):
-                found.append(path)
-    return sorted(found)
+def scan_folder(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """Every `*.pipecd.yaml` below `folder` (hidden directories such as .git skipped, symlinks to folders not
+    followed), and an error for each folder that could not be read: a check never passes over files unseen."""
+    found: list[Path] = []
+    unreadable: list[Problem] = []
+
+    def refused(exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        unreadable.append(
+            Problem(str(exc.filename or folder), 0, 0, "", ERROR, f"cannot read this folder ({reason})")
+        )
+
+    for root, dirs, files in os.walk(folder, onerror=refused):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / name for name in files if name.endswith(APP_CONFIG_SUFFIXES)]
+    return sorted(p for p in found if p.is_file()), unreadable
 
 
 def check_file(path: Path, *, strict: bool = False) -> list[Problem]:
@@ -58,7 +66,11 @@ def check_paths(paths: Iterable[Path], *, strict: bool = False) -> Report:
     """Files are checked as given; folders contribute their `*.pipecd.yaml` files. Paths must exist."""
     report = Report()
     for path in paths:
-        files = find_configs(path) if path.is_dir() else [path]
+        if path.is_dir():
+            files, unreadable = scan_folder(path)
+            report.problems += unreadable
+        else:
+            files = [path]
         for file in files:
             report.files.append(str(file))
             report.problems += check_file(file, strict=strict)

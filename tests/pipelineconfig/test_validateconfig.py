@@ -105,3 +105,34 @@ def test_it_checks_piped_and_control_plane_configs_given_by_name(
         f"{SEED}/control-plane-config.yaml:7:12: error: spec.datastore.config.url: environment variable DB_USER is not set"
         in out
     )
+
+
+def test_a_folder_it_cannot_read_is_an_error_not_a_silent_pass(tmp_path):
+    repo = tmp_path / "manifests"
+    shutil.copytree(EXAMPLES / "canary", repo / "apps" / "canary")
+    locked = repo / "apps" / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    # Root reads any folder; without its DAC capabilities, it meets the permissions as anyone would.
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("setpriv (util-linux) is needed to drop root's DAC capabilities")
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIPEPORTAL_CONFIG")}
+    environ["DATABASE_URL"] = "mysql://nobody:nothing@127.0.0.1:9/nowhere"
+    try:
+        result = subprocess.run(
+            [*prefix, sys.executable, "manage.py", "validateconfig", str(repo)],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert f"{locked}: error: cannot read this folder (Permission denied)" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1] == "1 file checked: 1 error(s), 0 warning(s)"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.pipelineconfig.validate import check_paths, find_configs
+from apps.pipelineconfig.validate import check_paths, scan_folder
 
 
 class Command(BaseCommand):
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path}: no such file or folder", returncode=2)
-            if path.is_dir() and not find_configs(path):
+            if path.is_dir() and scan_folder(path) == ([], []):
                 raise CommandError(f"{path}: no *.pipecd.yaml file below this folder", returncode=2)
         report = check_paths(paths, strict=options["strict"])
         if options["json"]:

@@ -147,8 +147,10 @@ def gunicorn(stack: Stack):
         # As production runs it: no debug (which records every SQL query), the secrets given; the same
         # ones the stack's debug-mode commands generated, so the registered piped's key still matches.
         "DEBUG": "false",
-        "SECRET_KEY": (var / "secret_key").read_text().strip(),
-        "PIPEPORTAL_KEY_HASH_SECRET": (var / "key_hash_secret").read_text().strip(),
+        "SECRET_KEY": stack.env.get("SECRET_KEY") or (var / "secret_key").read_text().strip(),
+        "PIPEPORTAL_KEY_HASH_SECRET": (
+            stack.env.get("PIPEPORTAL_KEY_HASH_SECRET") or (var / "key_hash_secret").read_text().strip()
+        ),
         "ALLOWED_HOSTS": "127.0.0.1",
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -91,6 +91,12 @@ def setup_django(quick: bool) -> str | None:
         from django.db import connections
 
         connections["default"].close()
+        # Its settings were read before this bench's secrets were set.
+        # (Django refuses to read an empty SECRET_KEY, so both are set; they were empty or the same.)
+        settings.SECRET_KEY = os.environ["SECRET_KEY"]
+        settings.PIPEPORTAL_KEY_HASH_SECRET = (
+            settings._wrapped.PIPEPORTAL_KEY_HASH_SECRET or os.environ["PIPEPORTAL_KEY_HASH_SECRET"]
+        )
         if "DATABASE_URL" in target:
             from pipeportal.settings import _database_from_url
 

@@ -55,6 +55,13 @@ def test_it_throttles_after_five_failures_from_one_address_and_audits_them(proje
     throttled = AuditEvent.objects.get(project=project, verb="login.throttled")
     assert throttled.source_ip == ATTACKER
 
+    # Hammering on is refused as well, and audited no more: one row says the throttle engaged.
+    for attempt in range(20):
+        response = client.post(login_url(project.id), {"username": username, "password": f"more-{attempt}"})
+        assert response.status_code == 429
+    assert AuditEvent.objects.filter(project=project, verb="login.throttled").count() == 1
+    assert AuditEvent.objects.filter(project=project, verb="login.failure").count() == 5
+
 
 def test_it_throttles_per_project_and_address(project_credentials):
     project, username, password = project_credentials

@@ -27,7 +27,7 @@ from pipeportal.api_support import (
 
 from . import services
 from .choices import DEFAULT_CONFIG_FILENAME, ApplicationKind, SyncStatus
-from .models import Application
+from .models import Application, ApplicationLiveState
 
 router = Router(tags=["applications"])
 
@@ -132,6 +132,26 @@ class ApplicationOut(BaseModel):
     updated_at: datetime
 
 
+class DriftOut(BaseModel):
+    status: str = Field(description="SYNCED or OUT_OF_SYNC; empty before the first check.")
+    summary: str
+    diff: str = Field(description="A unified diff, `--- live` / `+++ Git`; empty when SYNCED.")
+    commit: str = Field(description="The Git commit the live resources were compared with.")
+    checked_at: datetime | None
+    changed_at: datetime | None = Field(description="When the result last changed.")
+
+
+class LiveStateOut(BaseModel):
+    application_id: str
+    collected_at: datetime | None = Field(description="When the piped read it; null before its first report.")
+    updated_at: datetime | None
+    snapshot: dict = Field(
+        description="What runs, as the piped saw it: the service, its task sets (status, scale, target "
+        "group, task definition, images), their tasks with health, and the traffic split per target group."
+    )
+    drift: DriftOut
+
+
 class ApplicationPage(BaseModel):
     items: list[ApplicationOut]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
@@ -230,6 +250,30 @@ def add_application(request: HttpRequest, payload: ApplicationIn):
 @router.get("/{application_id}", response={200: ApplicationOut, **ERRORS}, summary="Get an application")
 def get_application(request: HttpRequest, application_id: str):
     return application_out(services.get_application(principal_of(request), application_id))
+
+
+@router.get(
+    "/{application_id}/live-state", response={200: LiveStateOut, **ERRORS}, summary="Live state and drift"
+)
+def get_live_state(request: HttpRequest, application_id: str):
+    """What the piped last saw running for the application (every 15 s by default) and its last drift check
+    against Git. Before the piped's first report, `collected_at` is null and the snapshot empty."""
+    app = services.get_application(principal_of(request), application_id)
+    row = ApplicationLiveState.objects.filter(application=app).first()
+    return {
+        "application_id": str(app.id),
+        "collected_at": row.collected_at if row else None,
+        "updated_at": row.updated_at if row else None,
+        "snapshot": services.live_state_snapshot(row),
+        "drift": {
+            "status": row.drift_status if row else "",
+            "summary": row.drift_summary if row else "",
+            "diff": row.drift_diff if row else "",
+            "commit": row.drift_commit if row else "",
+            "checked_at": row.drift_checked_at if row else None,
+            "changed_at": row.drift_changed_at if row else None,
+        },
+    }
 
 
 @router.patch("/{application_id}", response={200: ApplicationOut, **ERRORS}, summary="Update an application")

@@ -16,7 +16,7 @@ from apps.projects.principal import Principal
 from apps.projects.roles import Action, Resource
 
 from .choices import DEFAULT_CONFIG_FILENAME, SUPPORTED_KINDS, ApplicationKind
-from .models import Application, validate_app_path, validate_config_filename
+from .models import Application, ApplicationLiveState, validate_app_path, validate_config_filename
 
 MAX_LABELS = 50
 
@@ -228,3 +228,18 @@ def sync_application(principal: Principal, app: Application, strategy: str = Syn
         details={"sync_strategy": strategy, "command_id": str(command.id)},
     )
     return command
+
+
+def live_state_snapshot(row: ApplicationLiveState | None) -> dict:
+    """The snapshot the piped last reported (service, task sets, tasks, traffic), from the row or the
+    filestore; `{"errors": [...]}` when the filestore cannot give it back."""
+    if row is None:
+        return {}
+    if row.snapshot_key:
+        from apps.ops import filestore
+
+        try:
+            return filestore.load_json(row.snapshot_key, default={}) or {}
+        except (filestore.FilestoreError, OSError, ValueError):
+            return {"errors": ["The live state snapshot could not be read from the filestore."]}
+    return row.snapshot or {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.utils.dateparse import parse_datetime
 
 from apps.applications.models import ApplicationLiveState
+from apps.applications.services import live_state_snapshot
 from apps.deployments.choices import DEPLOYMENT_TERMINAL, DeploymentStatus
 
 from . import queries
@@ -48,19 +49,6 @@ def _percent(value) -> float:
         return 0.0
 
 
-def _snapshot(row: ApplicationLiveState | None) -> dict:
-    if row is None:
-        return {}
-    if row.snapshot_key:
-        from apps.ops import filestore
-
-        try:
-            return filestore.load_json(row.snapshot_key, default={}) or {}
-        except (filestore.FilestoreError, OSError, ValueError):
-            return {"errors": ["The live state snapshot could not be read from the filestore."]}
-    return row.snapshot or {}
-
-
 @dataclass
 class LiveState:
     """The snapshot with what the templates need next to it."""
@@ -82,7 +70,7 @@ class LiveState:
 
 
 def live_state(row: ApplicationLiveState | None) -> LiveState | None:
-    snapshot = _snapshot(row)
+    snapshot = live_state_snapshot(row)
     if not snapshot:
         return None
     state = LiveState(

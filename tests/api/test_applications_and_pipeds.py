@@ -7,6 +7,7 @@ from django.utils import timezone
 from apps.applications.choices import SyncStatus
 from apps.applications.models import Application
 from apps.applications.services import add_application
+from apps.pipeds.piped_services import report_application_drift, report_live_state
 from apps.pipeds.services import authenticate_piped
 from apps.projects.models import AuditEvent
 from apps.projects.principal import system_principal
@@ -132,6 +133,7 @@ def test_the_schema_is_served_and_names_every_endpoint(apis):
         "/api/v1/applications/{application_id}/enable",
         "/api/v1/applications/{application_id}/disable",
         "/api/v1/applications/{application_id}/sync",
+        "/api/v1/applications/{application_id}/live-state",
         "/api/v1/deployments",
         "/api/v1/deployments/{deployment_id}",
         "/api/v1/deployments/{deployment_id}/cancel",
@@ -144,3 +146,46 @@ def test_the_schema_is_served_and_names_every_endpoint(apis):
     }
     assert set(paths["/api/v1/applications/{application_id}"]) == {"get", "patch", "delete"}
     assert response.json()["components"]["securitySchemes"]["APIKeyAuth"]["name"] == "Authorization"
+
+
+def test_an_applications_live_state_and_drift_as_the_piped_reported_them(apis, application, piped):
+    before = apis["ro"].get(f"/applications/{application.id}/live-state")
+    assert before.status_code == 200
+    assert before.json() == {
+        "application_id": str(application.id),
+        "collected_at": None,
+        "updated_at": None,
+        "snapshot": {},
+        "drift": {
+            "status": "",
+            "summary": "",
+            "diff": "",
+            "commit": "",
+            "checked_at": None,
+            "changed_at": None,
+        },
+    }
+    snapshot = {
+        "service": {"name": "hogehoge", "desiredCount": 2},
+        "task_sets": [{"id": "ecs-svc/1", "status": "PRIMARY", "scale": 100.0}],
+        "traffic": [{"target_group": "demo-primary", "weight": 100}],
+    }
+    report_live_state(piped, application, snapshot)
+    diff = "--- live\n+++ Git\n@@ -1 +1 @@\n-desiredCount: 3\n+desiredCount: 2\n"
+    report_application_drift(
+        piped, application, status="OUT_OF_SYNC", commit="abc123", summary="desiredCount differs", diff=diff
+    )
+    body = apis["ro"].get(f"/applications/{application.id}/live-state").json()
+    assert body["snapshot"] == snapshot
+    assert body["collected_at"] is not None and body["updated_at"] is not None
+    drift = body["drift"]
+    assert (drift["status"], drift["summary"], drift["diff"], drift["commit"]) == (
+        "OUT_OF_SYNC",
+        "desiredCount differs",
+        diff,
+        "abc123",
+    )
+    assert drift["checked_at"] is not None and drift["changed_at"] is not None
+    # Another project's key, and an application that is not there, are both just "not found".
+    assert apis["other"].get(f"/applications/{application.id}/live-state").status_code == 404
+    assert apis["ro"].get("/applications/00000000-0000-0000-0000-000000000000/live-state").status_code == 404

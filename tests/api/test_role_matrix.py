@@ -34,6 +34,7 @@ def new_app_body(piped_id):
 ENDPOINTS = [
     ("list applications", READ, "GET", "/applications", None, 200),
     ("get application", READ, "GET", "/applications/{app}", None, 200),
+    ("get application live state", READ, "GET", "/applications/{app}/live-state", None, 200),
     ("add application", WRITE, "POST", "/applications", lambda o: new_app_body(o["piped"]), 201),
     ("update application", WRITE, "PATCH", "/applications/{app}", lambda o: {"description": "new"}, 200),
     ("enable application", WRITE, "POST", "/applications/{app}/enable", None, 200),

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
@@ -344,26 +345,44 @@ def stage_logs(
     stage_id: str,
     retried_count: int | None = Query(None, ge=0, description="Which run of the stage; default the latest."),
     after_index: int | None = Query(
-        None, ge=0, description="Only blocks after this index (to follow a stage)."
+        None, ge=0, description="Only blocks after this index, in one run (to follow a stage)."
+    ),
+    after: str | None = Query(
+        None,
+        max_length=40,
+        description="`<retried_count>.<index>` of the last block seen: the blocks after it, across runs (a "
+        "stage taken over after a crash runs again under the next retried_count). `0.-1` reads every run.",
     ),
     cursor: str | None = None,
     limit: int = LIMIT_QUERY,
 ):
-    """Log blocks in order. To follow a running stage, poll with `after_index` = the last index seen."""
+    """Log blocks in order. To follow a running stage, poll with `after` = the last block's
+    `<retried_count>.<index>` (or, within one run, `after_index` = the last index seen)."""
     deployment = services.get_deployment(principal_of(request), deployment_id)
     stage = stage_of(deployment, stage_id)
-    run = stage.retried_count if retried_count is None else retried_count
-    after = decode_cursor(cursor, 1)
-    queryset = StageLogBlock.objects.filter(stage=stage, retried_count=run)
-    if after_index is not None:
-        queryset = queryset.filter(index__gt=after_index)
-    if after:
-        try:
-            queryset = queryset.filter(index__gt=int(after[0]))
-        except ValueError:
-            raise InvalidInput("cursor is not one this API handed out.", field="cursor") from None
-    rows = list(queryset.order_by("index")[: limit + 1])
-    rows, next_cursor = page(rows, limit, lambda b: [b.index])
+    if after is not None:
+        if retried_count is not None or after_index is not None:
+            raise InvalidInput("after cannot be combined with retried_count or after_index.", field="after")
+        position = _log_position(after)
+        resumed = decode_cursor(cursor, 2)
+        if resumed:
+            position = (_cursor_int(resumed[0]), _cursor_int(resumed[1]))
+        run, index = position
+        queryset = StageLogBlock.objects.filter(stage=stage).filter(
+            Q(retried_count__gt=run) | Q(retried_count=run, index__gt=index)
+        )
+        rows = list(queryset.order_by("retried_count", "index")[: limit + 1])
+        rows, next_cursor = page(rows, limit, lambda b: [b.retried_count, b.index])
+    else:
+        run = stage.retried_count if retried_count is None else retried_count
+        resumed = decode_cursor(cursor, 1)
+        queryset = StageLogBlock.objects.filter(stage=stage, retried_count=run)
+        if after_index is not None:
+            queryset = queryset.filter(index__gt=after_index)
+        if resumed:
+            queryset = queryset.filter(index__gt=_cursor_int(resumed[0]))
+        rows = list(queryset.order_by("index")[: limit + 1])
+        rows, next_cursor = page(rows, limit, lambda b: [b.index])
     items = [
         {
             "index": b.index,
@@ -375,6 +394,28 @@ def stage_logs(
         for b in rows
     ]
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _log_position(text: str) -> tuple[int, int]:
+    """`after=<retried_count>.<index>` as two numbers; index -1 means before the run's first block."""
+    run, dot, index = text.strip().partition(".")
+    try:
+        position = (int(run), int(index))
+    except ValueError:
+        position = None
+    if not dot or position is None or position[0] < 0 or position[1] < -1:
+        raise InvalidInput(
+            "after is <retried_count>.<index> of the last block seen, such as 0.41 (or 0.-1 for every run).",
+            field="after",
+        )
+    return position
+
+
+def _cursor_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput("cursor is not one this API handed out.", field="cursor") from None
 
 
 @commands_router.get("/{command_id}", response={200: CommandOut, **ERRORS}, summary="Get a command")

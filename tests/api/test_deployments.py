@@ -217,3 +217,33 @@ def test_stage_logs_come_in_order_by_run_and_can_be_followed(apis, deployment):
     StageLogBlock.objects.create(stage=wait, retried_count=1, index=0, log="Retry", created_at=timezone.now())
     assert [i["log"] for i in apis["ro"].get(path).json()["items"]] == ["Retry"]
     assert len(apis["ro"].get(path, retried_count=0).json()["items"]) == 3
+
+
+def test_stage_logs_are_followed_across_a_new_run_with_after(apis, deployment):
+    # A script follows the stage: it has seen run 0 up to index 1 ("Still waiting").
+    wait = Stage.objects.get(deployment=deployment, stage_id="stage-2")
+    path = f"/deployments/{deployment.id}/stages/stage-2/logs"
+    assert [i["log"] for i in apis["ro"].get(path, after="0.1").json()["items"]] == ["Done waiting"]
+    # The piped was killed; another worker took the stage over and writes its new run from index 0.
+    Stage.objects.filter(pk=wait.pk).update(retried_count=1)
+    for i, text in enumerate(["Starting again", "Created task set", "Steady"]):
+        StageLogBlock.objects.create(
+            stage=wait, retried_count=1, index=i, log=text, created_at=timezone.now()
+        )
+    # Nothing is lost: the rest of run 0, then run 1 from its start, in pages.
+    items, pages = all_pages(apis["ro"], path, after="0.1", limit=2)
+    assert [(i["retried_count"], i["index"], i["log"]) for i in items] == [
+        (0, 2, "Done waiting"),
+        (1, 0, "Starting again"),
+        (1, 1, "Created task set"),
+        (1, 2, "Steady"),
+    ]
+    assert pages == 2
+    assert [i["log"] for i in apis["ro"].get(path, after="1.1").json()["items"]] == ["Steady"]
+    assert len(apis["ro"].get(path, after="0.-1").json()["items"]) == 6
+    # Bad positions and mixed styles are a 400 naming the parameter.
+    for bad in ("x", "1", "-1.0", "0.-2", "1.x"):
+        response = apis["ro"].get(path, after=bad)
+        assert response.status_code == 400 and response.json()["field"] == "after", bad
+    mixed = apis["ro"].get(path, after="0.1", after_index=3)
+    assert mixed.status_code == 400 and mixed.json()["field"] == "after"

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from apps.applications.choices import SyncStatus
@@ -688,12 +688,21 @@ def claim_stage(
     lease = min(max(float(lease_seconds or 0), 1.0), MAX_LEASE_SECONDS)
     stage = get_deployment_stage(deployment, stage_id)
     now = timezone.now()
+    claim = {
+        "claimed_by": worker_id,
+        "claim_expires_at": now + timedelta(seconds=lease),
+        "next_check_at": None,
+    }
+    open_stages = Stage.objects.filter(pk=stage.pk).exclude(status__in=STAGE_TERMINAL)
+    # Taken over from a worker whose lease ran out before it reported: a new run, as `start` counts it.
     won = (
-        Stage.objects.filter(pk=stage.pk)
-        .exclude(status__in=STAGE_TERMINAL)
-        .filter(Q(claimed_by="") | Q(claimed_by=worker_id) | Q(claim_expires_at__lt=now))
-        .update(claimed_by=worker_id, claim_expires_at=now + timedelta(seconds=lease), next_check_at=None)
+        open_stages.filter(status=StageStatus.RUNNING, claim_expires_at__lt=now)
+        .exclude(claimed_by__in=("", worker_id))
+        .update(retried_count=F("retried_count") + 1, **claim)
     )
+    won = won or open_stages.filter(
+        Q(claimed_by="") | Q(claimed_by=worker_id) | Q(claim_expires_at__lt=now)
+    ).update(**claim)
     stage.refresh_from_db()
     return bool(won), stage
 

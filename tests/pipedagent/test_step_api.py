@@ -390,3 +390,33 @@ def test_the_scheduler_sends_the_rollback_again_once_a_dead_workers_claim_ran_ou
     )
     agent.scheduler.dispatch_once()
     assert agent.dispatched == [("run", planned, "rollback")] * 2  # at once, not a redispatch period later
+
+
+def test_only_a_takeover_from_a_dead_worker_counts_as_a_new_run(piped_client, planned):
+    def retried() -> int:
+        return stage(planned, "stage-0").retried_count
+
+    def expire() -> None:
+        Stage.objects.filter(deployment_id=planned, stage_id="stage-0").update(
+            claim_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+
+    start(piped_client, planned, "stage-0", worker="w1")
+    # A step that waits hands the stage back; the next step, on another worker, is the same run.
+    later = (timezone.now() + timedelta(seconds=5)).isoformat()
+    assert report(piped_client, planned, "stage-0", release=True, next_check_at=later).status_code == 200
+    assert start(piped_client, planned, "stage-0", worker="w2").json()["claimed"] is True
+    assert retried() == 0
+    # w2 renews late, after its lease ran out but before anyone took over: still the same run.
+    expire()
+    base = f"/deployments/{planned}/stages/stage-0"
+    assert piped_client.post(f"{base}/renew", {"worker_id": "w2", "lease_seconds": 30}).json()["claimed"]
+    assert retried() == 0
+    # w2 dies mid-step; w3 takes over through the older claim call: a new run, as through start.
+    expire()
+    taken = piped_client.post(f"{base}/claim", {"worker_id": "w3", "lease_seconds": 30}).json()
+    assert taken["claimed"] is True and retried() == 1
+    # w3 starting its step now, and claiming again, is that same run.
+    assert start(piped_client, planned, "stage-0", worker="w3").json()["claimed"] is True
+    assert piped_client.post(f"{base}/claim", {"worker_id": "w3", "lease_seconds": 30}).json()["claimed"]
+    assert retried() == 1

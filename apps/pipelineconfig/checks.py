@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .application import AppSpec, ECSAppSpec
+from .application import AppSpec, ECSAppSpec, ECSTrafficRoutingOptions
 from .ecsdefs import ECSDefinitions, load_ecs_definitions, outside_app_dir, outside_message, resolve
 from .errors import ERROR, WARNING, ConfigError, Problem
 from .source import Source
@@ -131,6 +131,24 @@ def _check_pipeline(spec: ECSAppSpec, definitions: ECSDefinitions, report: _Repo
             ("pipeline", "stages", routing[0], "name"),
             "ECS_TRAFFIC_ROUTING needs spec.input.targetGroups.canary (the canary task set's target group)",
         )
+    # Traffic for the canary target group while no canary task set serves it would all fail (the stage
+    # refuses it at deploy time; said here before anything is deployed).
+    canary_up = False
+    for index, stage in enumerate(stages):
+        if stage.name == "ECS_CANARY_ROLLOUT":
+            canary_up = True
+        elif stage.name in ("ECS_CANARY_CLEAN", "ECS_SYNC"):
+            canary_up = False
+        elif stage.name == "ECS_TRAFFIC_ROUTING" and isinstance(stage.options, ECSTrafficRoutingOptions):
+            share = stage.options.weights()[1]
+            if share > 0 and not canary_up:
+                report.add(
+                    ("pipeline", "stages", index, "with"),
+                    f"routes {share} % of the traffic to the canary target group while no canary task set "
+                    "serves it (no ECS_CANARY_ROLLOUT before this stage, or the canary was removed): those "
+                    "requests would fail, and the stage refuses to do it",
+                    WARNING,
+                )
 
 
 def _check_standalone(spec: ECSAppSpec, definitions: ECSDefinitions, report: _Reporter) -> None:

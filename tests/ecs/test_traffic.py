@@ -231,3 +231,39 @@ def test_no_traffic_goes_to_a_target_group_no_task_set_serves(
         "traffic routed to it would fail: run ECS_CANARY_ROLLOUT before this stage."
     )
     assert weights(aws, ecs_values) == (100, 0)
+
+
+def test_no_traffic_goes_to_a_primary_target_group_left_without_tasks(
+    project, piped, ecs_agent, manifests, aws, ecs_values
+):
+    # The primary task set was scaled to 0 outside PipePortal: 90 % of the requests would have nowhere to go.
+    pipeline = [
+        {"name": "ECS_CANARY_ROLLOUT", "with": {"scale": 20}},
+        {"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}},
+    ]
+    add_app(project, piped)
+    agent = ecs_agent()
+    deploy_first_version(agent, manifests, seed_files(ecs_values, pipeline=pipeline), "apps/hello")
+    deployment = push_new_version(
+        agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=pipeline), "apps/hello"
+    )
+    assert finish_stage(agent, deployment.id, "stage-0").status == "SUCCESS"
+    ecs, _ = clients(aws.endpoint)
+    primary = next(
+        t
+        for t in ecs.describe_task_sets(cluster=ecs_values["CLUSTER_ARN"], service=SEED_SERVICE)["taskSets"]
+        if t["status"] == "PRIMARY"
+    )
+    ecs.update_task_set(
+        cluster=ecs_values["CLUSTER_ARN"],
+        service=SEED_SERVICE,
+        taskSet=primary["taskSetArn"],
+        scale={"value": 0, "unit": "PERCENT"},
+    )
+    routing = finish_stage(agent, deployment.id, "stage-1")
+    assert routing.status == "FAILURE"
+    assert routing.status_reason == (
+        "No task set of service hogehoge is registered in target group demo-primary, so the 90 % of the "
+        "traffic routed to it would fail: run ECS_PRIMARY_ROLLOUT before this stage."
+    )
+    assert weights(aws, ecs_values) == (100, 0)

@@ -1,5 +1,6 @@
 """PipeCD's own files (tests/pipelineconfig/fixtures/pipecd, Apache-2.0) load, with the values and defaults PipeCD gives them."""
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -181,6 +182,37 @@ def test_example_canary_pipeline():
     assert spec.input.target_groups.canary.target_group_arn.endswith("ecs-canary-green/ZZZZ")
     assert [spec.pipeline.stage_id(i) for i in range(3)] == ["stage-0", "stage-1", "stage-2"]
     assert validate_app_dir(EXAMPLES / "canary", spec) == []
+
+
+@pytest.mark.parametrize(
+    ("removed", "stage_index"),
+    [
+        ("      - name: ECS_CANARY_ROLLOUT\n        with:\n          scale: 30\n", 0),
+        # The canary cleaned before traffic goes to it again.
+        ("      - name: WAIT\n", None),
+    ],
+)
+def test_traffic_for_a_canary_nobody_serves_is_a_warning(tmp_path, removed, stage_index):
+    shutil.copytree(EXAMPLES / "canary", tmp_path / "canary")
+    config = tmp_path / "canary" / "app.pipecd.yaml"
+    text = config.read_text()
+    assert removed in text
+    if stage_index is None:
+        text = text.replace(
+            removed,
+            "      - name: ECS_CANARY_CLEAN\n      - name: ECS_TRAFFIC_ROUTING\n"
+            "        with:\n          canary: 50\n" + removed,
+        )
+        stage_index = 3
+    else:
+        text = text.replace(removed, "")
+    config.write_text(text)
+    spec = load_app_config(config).spec
+    problems = validate_app_dir(tmp_path / "canary", spec)
+    assert [(p.severity, p.path) for p in problems] == [
+        ("warning", f"spec.pipeline.stages[{stage_index}].with")
+    ]
+    assert "no canary task set serves it" in problems[0].message
 
 
 def test_example_bluegreen_routes_all_traffic_to_canary():

@@ -27,7 +27,7 @@ from pipeportal.api_support import (
 
 from . import services
 from .choices import DEFAULT_CONFIG_FILENAME, ApplicationKind, SyncStatus
-from .models import Application, ApplicationLiveState
+from .models import Application
 
 router = Router(tags=["applications"])
 
@@ -258,8 +258,7 @@ def get_application(request: HttpRequest, application_id: str):
 def get_live_state(request: HttpRequest, application_id: str):
     """What the piped last saw running for the application (every 15 s by default) and its last drift check
     against Git. Before the piped's first report, `collected_at` is null and the snapshot empty."""
-    app = services.get_application(principal_of(request), application_id)
-    row = ApplicationLiveState.objects.filter(application=app).first()
+    app, row = services.get_live_state(principal_of(request), application_id)
     return {
         "application_id": str(app.id),
         "collected_at": row.collected_at if row else None,

@@ -230,6 +230,12 @@ def sync_application(principal: Principal, app: Application, strategy: str = Syn
     return command
 
 
+def get_live_state(principal: Principal, app_id) -> tuple[Application, ApplicationLiveState | None]:
+    """An application of the caller's project and its live state row (None before the piped's first report)."""
+    app = get_application(principal, app_id)
+    return app, ApplicationLiveState.objects.filter(application=app).first()
+
+
 def live_state_snapshot(row: ApplicationLiveState | None) -> dict:
     """The snapshot the piped last reported (service, task sets, tasks, traffic), from the row or the
     filestore; `{"errors": [...]}` when the filestore cannot give it back."""

@@ -310,7 +310,7 @@ def cancel_deployment(request: HttpRequest, deployment_id: str, payload: CancelI
 
 
 @router.post(
-    "/{deployment_id}/stages/{stage_id}/approve",
+    "/{deployment_id}/stages/{path:stage_id}/approve",
     response={200: CommandIdOut, **ERRORS},
     summary="Approve a WAIT_APPROVAL stage",
 )
@@ -323,7 +323,7 @@ def approve_stage(request: HttpRequest, deployment_id: str, stage_id: str):
 
 
 @router.post(
-    "/{deployment_id}/stages/{stage_id}/skip",
+    "/{deployment_id}/stages/{path:stage_id}/skip",
     response={200: CommandIdOut, **ERRORS},
     summary="Skip a running WAIT or ANALYSIS stage",
 )
@@ -335,7 +335,7 @@ def skip_stage(request: HttpRequest, deployment_id: str, stage_id: str):
 
 
 @router.get(
-    "/{deployment_id}/stages/{stage_id}/logs",
+    "/{deployment_id}/stages/{path:stage_id}/logs",
     response={200: LogPage, **ERRORS},
     summary="A stage's log blocks",
 )

@@ -13,10 +13,16 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 logger = logging.getLogger(__name__)
+
+
+def _stage_path(deployment_id: str, stage_id: str, action: str) -> str:
+    """A stage's call: its id is the config's, so anything URL-special in it (`/`, `?`, `#`, spaces) is quoted."""
+    return f"/deployments/{deployment_id}/stages/{quote(stage_id, safe='')}/{action}"
 
 
 class ApiError(Exception):
@@ -187,40 +193,36 @@ class PipedApiClient:
 
     def report_stage_status(self, deployment_id: str, stage_id: str, status: str, reason: str = "") -> str:
         return self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/status", {"status": status, "reason": reason}
+            _stage_path(deployment_id, stage_id, "status"), {"status": status, "reason": reason}
         )["status"]
 
     def save_stage_metadata(self, deployment_id: str, stage_id: str, metadata: dict) -> dict:
-        return self.post(f"/deployments/{deployment_id}/stages/{stage_id}/metadata", {"metadata": metadata})[
-            "metadata"
-        ]
+        return self.post(_stage_path(deployment_id, stage_id, "metadata"), {"metadata": metadata})["metadata"]
 
     def report_stage_logs(self, deployment_id: str, stage_id: str, blocks: list[dict]) -> None:
-        self.post(f"/deployments/{deployment_id}/stages/{stage_id}/logs", {"blocks": blocks})
+        self.post(_stage_path(deployment_id, stage_id, "logs"), {"blocks": blocks})
 
     def claim_stage(self, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:
         return self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/claim",
+            _stage_path(deployment_id, stage_id, "claim"),
             {"worker_id": worker_id, "lease_seconds": lease},
         )
 
     def start_stage(self, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:
         """Claim the stage and mark it RUNNING if it may run now; with the deployment as it is then."""
         return self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/start",
+            _stage_path(deployment_id, stage_id, "start"),
             {"worker_id": worker_id, "lease_seconds": lease},
         )
 
     def report_stage_step(self, deployment_id: str, stage_id: str, *, worker_id: str, **body: Any) -> dict:
         """A step's log blocks, metadata, status and claim release (and the next stage's start) in one call:
         see docs/piped.md for the fields."""
-        return self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/report", {"worker_id": worker_id, **body}
-        )
+        return self.post(_stage_path(deployment_id, stage_id, "report"), {"worker_id": worker_id, **body})
 
     def renew_stage_claim(self, deployment_id: str, stage_id: str, worker_id: str, lease: float) -> dict:
         return self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/renew",
+            _stage_path(deployment_id, stage_id, "renew"),
             {"worker_id": worker_id, "lease_seconds": lease},
         )
 
@@ -228,6 +230,6 @@ class PipedApiClient:
         self, deployment_id: str, stage_id: str, worker_id: str, next_check_at: datetime | None = None
     ) -> None:
         self.post(
-            f"/deployments/{deployment_id}/stages/{stage_id}/release",
+            _stage_path(deployment_id, stage_id, "release"),
             {"worker_id": worker_id, "next_check_at": next_check_at},
         )

@@ -495,7 +495,7 @@ def save_deployment_metadata(request, deployment_id: str, payload: MetadataIn):
     return {"metadata": svc.merge_deployment_metadata(request.auth, deployment_id, payload.metadata)}
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/status")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/status")
 def report_stage_status(request, deployment_id: str, stage_id: str, payload: StatusIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     stage = svc.report_stage_status(
@@ -504,13 +504,13 @@ def report_stage_status(request, deployment_id: str, stage_id: str, payload: Sta
     return {"status": stage.status}
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/metadata")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/metadata")
 def save_stage_metadata(request, deployment_id: str, stage_id: str, payload: MetadataIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     return {"metadata": svc.merge_stage_metadata(request.auth, deployment, stage_id, payload.metadata)}
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/logs")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/logs")
 def report_stage_logs(request, deployment_id: str, stage_id: str, payload: LogsIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     return {"received": svc.append_stage_logs(request.auth, deployment, stage_id, payload.blocks)}
@@ -525,7 +525,7 @@ def _claim_answer(won: bool, stage) -> dict:
     }
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/claim")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/claim")
 def claim_stage(request, deployment_id: str, stage_id: str, payload: ClaimIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     won, stage = svc.claim_stage(
@@ -534,7 +534,7 @@ def claim_stage(request, deployment_id: str, stage_id: str, payload: ClaimIn):
     return _claim_answer(won, stage)
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/renew")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/renew")
 def renew_stage_claim(request, deployment_id: str, stage_id: str, payload: ClaimIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     won, stage = svc.renew_stage_claim(
@@ -543,7 +543,7 @@ def renew_stage_claim(request, deployment_id: str, stage_id: str, payload: Claim
     return _claim_answer(won, stage)
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/release")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/release")
 def release_stage_claim(request, deployment_id: str, stage_id: str, payload: ReleaseIn):
     deployment = svc.get_piped_deployment(request.auth, deployment_id)
     stage = svc.release_stage_claim(
@@ -577,7 +577,7 @@ def _deployment_after(request, deployment_id: str) -> dict:
     return deployment_out(svc.get_piped_deployment(request.auth, deployment_id), with_log_indexes=True)
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/start")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/start")
 def start_stage(request, deployment_id: str, stage_id: str, payload: ClaimIn):
     """Claim a stage and mark it RUNNING (the deployment too, when PLANNED) if it may run now; with the
     deployment as it is afterwards."""
@@ -591,7 +591,7 @@ def start_stage(request, deployment_id: str, stage_id: str, payload: ClaimIn):
     return {**answer, "deployment": _deployment_after(request, deployment_id)}
 
 
-@api.post("/deployments/{deployment_id}/stages/{stage_id}/report")
+@api.post("/deployments/{deployment_id}/stages/{path:stage_id}/report")
 def report_stage_step(request, deployment_id: str, stage_id: str, payload: StageReportIn):
     """One step's logs, metadata, outcome and claim release in one transaction; optionally the next stage's
     start, and the deployment as it is afterwards."""

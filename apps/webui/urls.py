@@ -22,17 +22,17 @@ urlpatterns = [
     path("deployments/<uuid:deployment_id>/", deployments.deployment_detail, name="deployment"),
     path("deployments/<uuid:deployment_id>/cancel/", deployments.deployment_cancel, name="deployment_cancel"),
     path(
-        "deployments/<uuid:deployment_id>/stages/<str:stage_id>/approve/",
+        "deployments/<uuid:deployment_id>/stages/<path:stage_id>/approve/",
         deployments.stage_approve,
         name="stage_approve",
     ),
     path(
-        "deployments/<uuid:deployment_id>/stages/<str:stage_id>/skip/",
+        "deployments/<uuid:deployment_id>/stages/<path:stage_id>/skip/",
         deployments.stage_skip,
         name="stage_skip",
     ),
     path(
-        "deployments/<uuid:deployment_id>/stages/<str:stage_id>/logs/",
+        "deployments/<uuid:deployment_id>/stages/<path:stage_id>/logs/",
         deployments.stage_logs,
         name="stage_logs",
     ),

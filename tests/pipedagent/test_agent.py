@@ -590,3 +590,70 @@ def test_out_of_sync_triggers_a_quick_sync_after_min_window(project, piped, make
     Deployment.objects.filter(pk=first.pk).update(completed_at=datetime.now(UTC) - timedelta(minutes=2))
     agent.poll_git()
     assert Deployment.objects.filter(trigger_kind="ON_OUT_OF_SYNC").count() == 2
+
+
+ODD_IDS_PIPELINE = """\
+pipeline:
+  stages:
+    - id: wait 5m?
+      name: WAIT
+      with:
+        duration: 1h
+    - id: canary/approve#1
+      name: WAIT_APPROVAL
+planner:
+  alwaysUsePipeline: true
+  autoRollback: false
+"""
+
+
+def test_stage_ids_with_url_characters_work_everywhere(
+    project, piped, make_agent, manifests, clients, editor
+):
+    # A stage id is the config's own text: slashes, spaces, `?` and `#` reach the piped API, the portal
+    # and the public API intact.
+    from django.urls import reverse
+
+    from apps.projects.choices import APIKeyRole
+    from apps.projects.principal import system_principal
+    from apps.projects.services import create_api_key
+
+    manifests.write(app_files(FAKE_VALUES, extra=ODD_IDS_PIPELINE), under="apps/hello")
+    manifests.commit_and_push("Add hello")
+    add_app(project, piped)
+    agent = make_agent()
+    agent.poll_git()
+    deployment_id = str(only_deployment().id)
+    agent.step(deployment_id)  # plan
+    agent.step(deployment_id)  # the WAIT starts, logs and saves its start time under its odd id
+    wait = stage_row(deployment_id, "wait 5m?")
+    assert wait.status == "RUNNING" and "wait_started_at" in wait.metadata
+    assert logs(deployment_id, "wait 5m?")
+    age_metadata(deployment_id, "wait 5m?", "wait_started_at", 3601)
+    agent.step(deployment_id)
+    agent.step(deployment_id)
+    assert stage_row(deployment_id, "canary/approve#1").status == "RUNNING"
+
+    page = clients["editor"].get(reverse("webui:deployment", args=[deployment_id]))
+    assert page.status_code == 200
+    approve_url = reverse("webui:stage_approve", args=[deployment_id, "canary/approve#1"])
+    assert approve_url in page.content.decode()
+    assert clients["viewer"].post(approve_url).status_code == 403
+    assert clients["editor"].post(approve_url).status_code in (200, 302)
+    agent.poll_commands()
+    agent.step(deployment_id)
+    approval = stage_row(deployment_id, "canary/approve#1")
+    assert approval.status == "SUCCESS" and approval.metadata["approved_by"] == ["erin"]
+
+    key = create_api_key(system_principal(project.id), project, name="ci", role=APIKeyRole.READ_ONLY)[1]
+    quoted = (
+        reverse("webui:stage_logs", args=[deployment_id, "wait 5m?"]).split("/stages/")[1].rsplit("/", 2)[0]
+    )
+    response = clients["anonymous"].get(
+        f"/api/v1/deployments/{deployment_id}/stages/{quoted}/logs",
+        headers={"Authorization": f"API-KEY {key}"},
+    )
+    assert response.status_code == 200
+    assert [i["log"] for i in response.json()["items"]] == logs(deployment_id, "wait 5m?")
+    portal_logs = clients["viewer"].get(reverse("webui:stage_logs", args=[deployment_id, "canary/approve#1"]))
+    assert portal_logs.status_code == 200

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -75,8 +75,10 @@ class Children:
     def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
         log = self.log_dir / f"{name}.log"
         handle = open(log, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        # Its own process group: a terminal's Ctrl-C (SIGINT to the whole foreground job) then reaches the demo
+        # alone, and stop() ends the children in order; else the control plane died with the piped's last report.
         process = subprocess.Popen(
-            args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+            args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR, process_group=0
         )
         self.items.append((name, process, log))
         return process
@@ -148,14 +150,18 @@ class Command(BaseCommand):
         def on_signal(signum, frame):
             stopping["signal"] = signum
 
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        # The children are in their own process groups, so a closed terminal's SIGHUP reaches only the demo.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
         try:
             self.run(children, demo_dir, port, options["sync_interval"], stopping)
         finally:
-            self.stdout.write("Stopping the control plane, the piped and the AWS emulator...")
+            # After a closed terminal's SIGHUP, writing to it fails: the children are stopped all the same.
+            with suppress(OSError):
+                self.stdout.write("Stopping the control plane, the piped and the AWS emulator...")
             children.stop()
-            self.stdout.write("Stopped.")
+            with suppress(OSError):
+                self.stdout.write("Stopped.")
 
     @staticmethod
     def workdir(options: dict) -> Path:

@@ -12,6 +12,7 @@ it stops, and the process exits.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import functools
 import logging
 import signal
@@ -232,6 +233,8 @@ class Runtime:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: where a piped that seems stuck is.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def shutdown(self) -> None:
         self.stop_event.set()  # a task running stage after stage ends with its current step

@@ -177,8 +177,14 @@ class PipedProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # Where it is stuck goes to its log (every thread's stack) before it is killed.
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
                 self.proc.kill()
                 self.proc.wait(5)
+                print(
+                    f"--- the piped did not stop within {timeout}s of SIGTERM; its log ends:\n{self.log()[-6000:]}"
+                )
         if getattr(self, "_handle", None):
             self._handle.close()
         return self.proc.returncode if self.proc else None

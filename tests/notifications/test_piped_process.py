@@ -3,6 +3,7 @@ when it stops cleanly (SIGTERM), and its attempts reach the control plane before
 
 import base64
 import os
+import signal
 import textwrap
 
 import pytest
@@ -78,6 +79,10 @@ def test_the_piped_process_says_it_started_and_that_it_stopped(piped_process, pi
     started = wait_for(lambda: hook.of_type("PIPED_STARTED"), 60, message="no PIPED_STARTED")[0]
     assert started.json()["piped"]["name"] == "process-piped"
     wait_for(lambda: NotificationAttempt.objects.filter(event__type="PIPED_STARTED").exists(), 20)
+    # SIGUSR1 prints where every thread is (for a piped that seems stuck) and changes nothing else.
+    process.proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "Current thread" in process.log(), 10, message="no stack dump after SIGUSR1")
+    assert 'File "' in process.log() and process.proc.poll() is None
 
     assert process.stop() == 0, process.log()
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from apps.applications.models import Application
 from apps.core.errors import Forbidden, InvalidInput
+from apps.core.times import parse_time
 from apps.deployments.models import Deployment
 from apps.pipeds.models import Piped
 from apps.pipelineconfig.constants import NOTIFICATION_EVENTS
@@ -48,10 +48,7 @@ def _uuid(value, what: str) -> uuid.UUID:
 
 
 def _time(value, what: str) -> datetime:
-    parsed = value if isinstance(value, datetime) else parse_datetime(str(value or ""))
-    if parsed is None:
-        raise InvalidInput(f"{what} is not an ISO 8601 time.", field=what)
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+    return parse_time(value, what)
 
 
 def _own_id(model, piped: Piped, value) -> uuid.UUID | None:

@@ -7,6 +7,7 @@ command that is not that piped's. Status changes go through `transition_deployme
 deployment reports here, so the portal never has to ask the piped.
 """
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 from apps.applications.choices import SyncStatus
 from apps.applications.models import Application
 from apps.core.errors import Conflict, InvalidInput, NotFound
+from apps.core.times import parse_time
 from apps.deployments.choices import (
     DEPLOYMENT_TERMINAL,
     STAGE_TERMINAL,
@@ -45,6 +47,9 @@ MAX_METADATA_CHARS = 64 * 1024
 MAX_LEASE_SECONDS = 300
 MAX_COMMANDS_PER_POLL = 200
 MAX_SUGGESTIONS = 500
+# PositiveIntegerField: what every supported database keeps in it.
+MAX_POSITIVE_INT = 2**31 - 1
+TRIGGER_KEY_LENGTH = Deployment._meta.get_field("trigger_key").max_length
 ACTIVE_DEPLOYMENT = (DeploymentStatus.PLANNED, DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK)
 
 # Application fields whose change makes the piped reload its application list.
@@ -169,6 +174,9 @@ def report_unregistered_apps(piped: Piped, *, repo_ids: list[str], apps: list[di
     kept = [s for s in piped.unregistered_apps or [] if s.get("repo_id") not in scanned]
     for app in apps or []:
         repo_id = str(app.get("repo_id") or "")
+        labels = app.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise InvalidInput(f"Suggestion {app.get('path')!r}: labels must be an object.", field="apps")
         if repo_id not in scanned:
             raise InvalidInput(
                 f"Suggestion {app.get('path')!r} names repository {repo_id!r}, which was not scanned."
@@ -180,7 +188,7 @@ def report_unregistered_apps(piped: Piped, *, repo_ids: list[str], apps: list[di
                 "config_filename": str(app.get("config_filename") or ""),
                 "name": str(app.get("name") or "")[:100],
                 "kind": str(app.get("kind") or "ECS"),
-                "labels": {str(k): str(v) for k, v in (app.get("labels") or {}).items()},
+                "labels": {str(k): str(v) for k, v in labels.items()},
                 "description": str(app.get("description") or "")[:2000],
             }
         )
@@ -392,6 +400,9 @@ def create_deployment(
     trigger_key = (trigger_key or "").strip()
     if not trigger_key:
         raise InvalidInput("trigger_key is required (it makes retries safe).", field="trigger_key")
+    if len(trigger_key) > TRIGGER_KEY_LENGTH:
+        # Cut short, a retry would not find the deployment it made and fail on the unique key instead.
+        raise InvalidInput(f"trigger_key is at most {TRIGGER_KEY_LENGTH} characters.", field="trigger_key")
     commit_hash = str(commit.get("hash") or "").strip()
     if not commit_hash:
         raise InvalidInput("The commit hash is required.", field="commit.hash")
@@ -419,7 +430,7 @@ def create_deployment(
                 commander=(commander or "")[:200],
                 triggered_at=timezone.now(),
                 trigger_kind=trigger_kind,
-                trigger_key=trigger_key[:150],
+                trigger_key=trigger_key,
                 sync_strategy=sync_strategy,
                 strategy_summary=(strategy_summary or "")[:500],
                 status=DeploymentStatus.PENDING,
@@ -471,7 +482,7 @@ def _clean_stage(raw: dict, position: int) -> dict:
     try:
         min_approvers = int(raw.get("min_approver_num") or 1)
         index = int(raw.get("index", position))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput(
             f"Stage {stage_id}: index and min_approver_num must be whole numbers.", field="stages"
         ) from None
@@ -480,16 +491,24 @@ def _clean_stage(raw: dict, position: int) -> dict:
             f"Stage {stage_id}: min_approver_num must be 1 to {MAX_APPROVERS} and index 0 to {MAX_STAGES}.",
             field="stages",
         )
+    lists = {key: raw.get(key) or [] for key in ("requires", "authorized_approvers")}
+    for key, value in lists.items():
+        if not isinstance(value, list):
+            raise InvalidInput(f"Stage {stage_id}: {key} must be a list.", field="stages")
+    metadata = raw.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidInput(f"Stage {stage_id}: metadata must be an object.", field="stages")
+    _check_approved_by(metadata, "stages.metadata")
     return {
         "stage_id": stage_id,
         "name": name,
         "desc": str(raw.get("desc") or "")[:500],
         "index": index,
-        "requires": [str(r) for r in raw.get("requires") or []],
+        "requires": [str(r) for r in lists["requires"]],
         "visible": bool(raw.get("visible", True)),
         "rollback": bool(raw.get("rollback", False)),
-        "metadata": dict(raw.get("metadata") or {}),
-        "authorized_approvers": [str(a) for a in raw.get("authorized_approvers") or []],
+        "metadata": dict(metadata),
+        "authorized_approvers": [str(a) for a in lists["authorized_approvers"]],
         "min_approver_num": min_approvers,
     }
 
@@ -603,12 +622,22 @@ def report_stage_status(
     return stage
 
 
-def _merge_metadata(current: dict, update: dict) -> dict:
+def _check_approved_by(metadata: dict, field: str) -> None:
+    """`approved_by` is read back as a list of names (the API's stage `approved_by`, the portal, Slack)."""
+    approved = metadata.get("approved_by")
+    if approved is not None and not (
+        isinstance(approved, list) and all(isinstance(a, str) for a in approved)
+    ):
+        raise InvalidInput(f"{field}.approved_by must be a list of names.", field=f"{field}.approved_by")
+
+
+def _merge_metadata(current: dict, update: dict, field: str = "metadata") -> dict:
     if not isinstance(update, dict):
-        raise InvalidInput("metadata must be an object.", field="metadata")
+        raise InvalidInput(f"{field} must be an object.", field=field)
+    _check_approved_by(update, field)
     merged = {**(current or {}), **update}
     if len(str(merged)) > MAX_METADATA_CHARS:
-        raise InvalidInput("The metadata is too large.", field="metadata")
+        raise InvalidInput(f"{field} is too large.", field=field)
     return merged
 
 
@@ -659,17 +688,20 @@ def _log_rows(blocks: list[dict]) -> list[StageLogBlock]:
         try:
             index = int(block["index"])
             retried = int(block.get("retried_count") or 0)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise InvalidInput("Every log block needs a numeric index.", field="blocks") from None
         if index < 0 or retried < 0:
             raise InvalidInput("Log indexes are not negative.", field="blocks")
+        if index > MAX_POSITIVE_INT or retried > MAX_POSITIVE_INT:
+            raise InvalidInput(f"Log indexes are at most {MAX_POSITIVE_INT}.", field="blocks")
+        created_at = block.get("created_at")
         rows.append(
             StageLogBlock(
                 retried_count=retried,
                 index=index,
                 severity=severity,
                 log=str(block.get("log") or "")[:MAX_LOG_BLOCK_CHARS],
-                created_at=block.get("created_at") or now,
+                created_at=parse_time(created_at, "blocks.created_at") if created_at else now,
             )
         )
     return rows
@@ -685,7 +717,7 @@ def claim_stage(
     worker_id = (worker_id or "").strip()[:100]
     if not worker_id:
         raise InvalidInput("worker_id is required.", field="worker_id")
-    lease = min(max(float(lease_seconds or 0), 1.0), MAX_LEASE_SECONDS)
+    lease = _lease(lease_seconds)
     stage = get_deployment_stage(deployment, stage_id)
     now = timezone.now()
     claim = {
@@ -711,7 +743,7 @@ def renew_stage_claim(
     piped: Piped, deployment: Deployment, stage_id: str, *, worker_id: str, lease_seconds: float
 ) -> tuple[bool, Stage]:
     """Extend our own lease. False when another worker has taken the stage over meanwhile."""
-    lease = min(max(float(lease_seconds or 0), 1.0), MAX_LEASE_SECONDS)
+    lease = _lease(lease_seconds)
     stage = get_deployment_stage(deployment, stage_id)
     won = Stage.objects.filter(pk=stage.pk, claimed_by=worker_id).update(
         claim_expires_at=timezone.now() + timedelta(seconds=lease)
@@ -809,9 +841,12 @@ def _clean_worker(worker_id: str) -> str:
 
 def _lease(lease_seconds) -> float:
     try:
-        return min(max(float(lease_seconds or 0), 1.0), MAX_LEASE_SECONDS)
-    except (TypeError, ValueError):
+        lease = float(lease_seconds or 0)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput("lease_seconds must be a number.", field="lease_seconds") from None
+    if math.isnan(lease):  # min/max pass NaN through, and timedelta refuses it
+        raise InvalidInput("lease_seconds must be a number.", field="lease_seconds")
+    return min(max(lease, 1.0), MAX_LEASE_SECONDS)
 
 
 def _locked(piped: Piped, deployment_id) -> tuple[Deployment, list[Stage]]:
@@ -955,7 +990,9 @@ def report_stage_step(
             if key in fields:
                 setattr(stage, key, fields[key])
         if deployment_metadata:
-            deployment.metadata = _merge_metadata(deployment.metadata, deployment_metadata)
+            deployment.metadata = _merge_metadata(
+                deployment.metadata, deployment_metadata, "deployment_metadata"
+            )
             Deployment.objects.filter(pk=deployment.pk).update(metadata=deployment.metadata, updated_at=now)
         answer = {
             "status": stage.status,

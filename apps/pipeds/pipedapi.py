@@ -7,17 +7,21 @@ JSON. The calls follow PipeCD's PipedService; docs/piped.md lists them with thei
 """
 
 import json
+import math
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security.apikey import APIKeyHeader
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from apps.core.errors import DomainError, InvalidInput
+from apps.core.times import storable
 from apps.deployments.choices import DEPLOYMENT_TERMINAL, SyncStrategy
 
 from . import piped_services as svc
@@ -46,23 +50,67 @@ class PipedTokenAuth(APIKeyHeader):
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _replace_lone_surrogates(data: Any) -> Any:
-    """Strings with lone surrogates (`"\\ud800"`, valid JSON but not storable text) get U+FFFD instead."""
+class _NotFinite:
+    """Where json.loads read NaN, Infinity or a number too large for a float (`1e400`)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+class _NotFiniteAt(ValueError):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+        self.path: list = []
+
+
+def _float(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def _clean_report(data: Any) -> Any:
+    """Strings with lone surrogates (`"\\ud800"`, valid JSON but not storable text) get U+FFFD instead; a
+    NaN or an infinite number raises _NotFiniteAt with its path (no column or JSON field can keep it)."""
     if isinstance(data, str):
         return _LONE_SURROGATE.sub("\ufffd", data)
+    if isinstance(data, _NotFinite):
+        raise _NotFiniteAt(data.text)
     if isinstance(data, dict):
-        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in data.items()}
+        cleaned = {}
+        for key, value in data.items():
+            try:
+                cleaned[_clean_report(key)] = _clean_report(value)
+            except _NotFiniteAt as exc:
+                exc.path.insert(0, key)
+                raise
+        return cleaned
     if isinstance(data, list):
-        return [_replace_lone_surrogates(v) for v in data]
+        items = []
+        for index, value in enumerate(data):
+            try:
+                items.append(_clean_report(value))
+            except _NotFiniteAt as exc:
+                exc.path.insert(0, index)
+                raise
+        return items
     return data
 
 
 class ReportParser(Parser):
     """Reports carry text from Git, AWS and scripts: an odd character is replaced, never a 500 that the
-    piped would retry forever."""
+    piped would retry forever; a number no column can hold (NaN, Infinity, 1e400) is a 400 naming its field."""
 
     def parse_body(self, request: HttpRequest) -> Any:
-        return _replace_lone_surrogates(json.loads(request.body))
+        try:
+            return _clean_report(json.loads(request.body, parse_constant=_NotFinite, parse_float=_float))
+        except _NotFiniteAt as exc:
+            field = ".".join(str(p) for p in exc.path) or None
+            raise InvalidInput(
+                f"{field or 'The request body'}: {exc.text} is not a finite number.", field=field
+            ) from None
 
 
 api = NinjaAPI(
@@ -78,6 +126,15 @@ api = NinjaAPI(
 @api.exception_handler(DomainError)
 def _domain_error(request, exc: DomainError):
     return api.create_response(request, {"detail": exc.message, "field": exc.field}, status=exc.status_code)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    # ninja turns any parser failure into "Cannot parse request body"; a refusal of ours says more.
+    cause = exc.__cause__
+    if isinstance(cause, DomainError):
+        return _domain_error(request, cause)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(ValidationError)
@@ -215,6 +272,17 @@ def command_out(command) -> dict:
 # --- Input shapes ---------------------------------------------------------------------------------------
 
 
+def _storable(value: datetime) -> datetime:
+    try:
+        return storable(value)
+    except ValueError as exc:
+        raise PydanticCustomError("time_range", str(exc)) from None
+
+
+# A time the database can store: `9999-12-31T23:59:59-01:00` parses, but its UTC is in the year 10000.
+Moment = Annotated[datetime, AfterValidator(_storable)]
+
+
 class StatIn(Schema):
     stopping: bool = False
 
@@ -257,7 +325,7 @@ class CommitIn(Schema):
     author: str = ""
     branch: str = ""
     url: str = ""
-    timestamp: datetime | None = None
+    timestamp: Moment | None = None
 
 
 class CreateDeploymentIn(Schema):
@@ -300,7 +368,7 @@ class ClaimIn(Schema):
 
 class ReleaseIn(Schema):
     worker_id: str
-    next_check_at: datetime | None = None
+    next_check_at: Moment | None = None
 
 
 class RepositoryStatusIn(Schema):
@@ -568,7 +636,7 @@ class StageReportIn(Schema):
     status: str = ""
     reason: str = ""
     release: bool = False
-    next_check_at: datetime | None = None
+    next_check_at: Moment | None = None
     start_next: StartNextIn | None = None
     return_deployment: bool = False
 
@@ -619,7 +687,7 @@ def report_stage_step(request, deployment_id: str, stage_id: str, payload: Stage
 
 class LiveStateIn(Schema):
     snapshot: dict[str, Any]
-    collected_at: datetime | None = None
+    collected_at: Moment | None = None
 
 
 class DriftIn(Schema):

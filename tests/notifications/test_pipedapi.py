@@ -100,6 +100,23 @@ def test_attempts_are_recorded_once_with_their_event(piped_client, piped):
         ("/notifications/events", {"event": {**event(), "type": "DEPLOYMENT_SUCCEDED"}}, "event.type"),
         ("/notifications/events", {"event": {**event(), "id": "not-a-uuid"}}, "event.id"),
         ("/notifications/events", {"event": {**event(), "occurred_at": "yesterday"}}, "event.occurred_at"),
+        # Well formed, but no such month: parse_datetime raised ValueError, a 500.
+        (
+            "/notifications/events",
+            {"event": {**event(), "occurred_at": "2020-13-45T00:00:00"}},
+            "event.occurred_at",
+        ),
+        # Its UTC is in the year 10000: the database adapter overflowed, a 500.
+        (
+            "/notifications/attempts",
+            {"attempts": [attempt(event(), attempted_at="9999-12-31T23:59:59-23:59")]},
+            "attempts[0].attempted_at",
+        ),
+        (
+            "/notifications/attempts",
+            {"attempts": [attempt(event(), duration_ms=float("nan"))]},
+            "attempts.0.duration_ms",
+        ),
         ("/notifications/attempts", {"attempts": [attempt(event(), outcome="MAYBE")]}, "attempts[0].outcome"),
         ("/notifications/attempts", {"attempts": [attempt(event(), kind="email")]}, "attempts[0].kind"),
         ("/notifications/attempts", {"attempts": [attempt(event(), attempt=0)]}, "attempts[0].attempt"),

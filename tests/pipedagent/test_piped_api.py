@@ -1,22 +1,26 @@
 """The piped API: PIPED-TOKEN auth, ownership checks, and each report's effect on the records."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.applications.choices import SyncStatus
-from apps.applications.models import Application
+from apps.applications.models import Application, ApplicationLiveState
 from apps.applications.services import set_application_disabled, sync_application
 from apps.deployments.choices import CommandStatus, DeploymentStatus, StageStatus
 from apps.deployments.models import Command, Deployment, Stage, StageLogBlock
 from apps.deployments.services import approve_stage
 from apps.pipeds.models import Piped
 from apps.pipeds.services import set_piped_disabled
+from apps.projects.choices import APIKeyRole
 from apps.projects.models import AuditEvent
 from apps.projects.principal import system_principal
+from apps.projects.services import create_api_key
 
 from .conftest import PipedClient, new_deployment, plan
 
@@ -587,3 +591,209 @@ def test_planned_stages_with_odd_numbers_are_refused(piped_client, application, 
     )
     assert response.status_code == 400, response.content
     assert not Stage.objects.filter(deployment_id=deployment["id"]).exists()
+
+
+# --- Hostile bodies: a 400 naming the field, nothing written (found by fuzzing the piped API) ------------
+
+
+def post_raw(client: PipedClient, path: str, body: str):
+    """A body as it is on the wire: json.dumps would not write `NaN`, a 2**63 index or an odd time for us."""
+    return client.client.post(
+        f"/api/piped/v1{path}",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": client.header},
+    )
+
+
+def records() -> dict:
+    """What a refused report must leave as it was."""
+    return {
+        "deployments": sorted(
+            (str(d.id), d.status, json.dumps(d.metadata, sort_keys=True), str(d.trigger_key))
+            for d in Deployment.objects.all()
+        ),
+        "stages": sorted(
+            (s.stage_id, s.status, json.dumps(s.metadata, sort_keys=True), s.claimed_by, str(s.next_check_at))
+            for s in Stage.objects.all()
+        ),
+        "logs": StageLogBlock.objects.count(),
+        "pipeds": sorted(
+            (str(p.id), json.dumps(p.unregistered_apps, sort_keys=True)) for p in Piped.objects.all()
+        ),
+        "live_states": ApplicationLiveState.objects.count(),
+    }
+
+
+REPORT_CASES = [
+    # (case, path under the deployment or application, raw body, field)
+    (
+        "NaN in stage metadata",
+        "{d}/stages/stage-0/metadata",
+        '{"metadata": {"score": NaN}}',
+        "metadata.score",
+    ),
+    ("-Infinity deep in metadata", "{d}/metadata", '{"metadata": {"a": [1, -Infinity]}}', "metadata.a.1"),
+    (
+        "a number no float holds",
+        "{d}/stages/stage-0/metadata",
+        '{"metadata": {"big": 1e400}}',
+        "metadata.big",
+    ),
+    ("NaN lease", "{d}/stages/stage-0/claim", '{"worker_id": "w", "lease_seconds": NaN}', "lease_seconds"),
+    (
+        "NaN lease on renew",
+        "{d}/stages/stage-0/renew",
+        '{"worker_id": "w", "lease_seconds": NaN}',
+        "lease_seconds",
+    ),
+    (
+        "log index past any column",
+        "{d}/stages/stage-0/logs",
+        '{"blocks": [{"index": 9223372036854775808}]}',
+        "blocks",
+    ),
+    (
+        "log retried count past any column",
+        "{d}/stages/stage-0/logs",
+        '{"blocks": [{"index": 0, "retried_count": 2147483648}]}',
+        "blocks",
+    ),
+    (
+        "log time not a time",
+        "{d}/stages/stage-0/logs",
+        '{"blocks": [{"index": 0, "log": "x", "created_at": "yesterday"}]}',
+        "blocks.created_at",
+    ),
+    (
+        "log time in the year 10000 (UTC)",
+        "{d}/stages/stage-0/logs",
+        '{"blocks": [{"index": 0, "log": "x", "created_at": "9999-12-31T23:59:59-23:59"}]}',
+        "blocks.created_at",
+    ),
+    (
+        "next check in the year 0 (UTC)",
+        "{d}/stages/stage-0/release",
+        '{"worker_id": "w", "next_check_at": "0001-01-01T00:00:00+14:00"}',
+        "next_check_at",
+    ),
+    (
+        "approved_by not a list of names",
+        "{d}/stages/stage-0/metadata",
+        '{"metadata": {"approved_by": [1]}}',
+        "metadata.approved_by",
+    ),
+    (
+        "a step whose deployment metadata is refused writes none of its logs",
+        "{d}/stages/stage-0/report",
+        '{"worker_id": "w", "blocks": [{"index": 0, "log": "x"}], "deployment_metadata": {"approved_by": "erin"}}',
+        "deployment_metadata.approved_by",
+    ),
+    (
+        "live state collected in the year 10000 (UTC)",
+        "{a}/live-state",
+        '{"snapshot": {}, "collected_at": "9999-12-31T23:59:59-01:00"}',
+        "collected_at",
+    ),
+    ("NaN in a live state", "{a}/live-state", '{"snapshot": {"tasks": NaN}}', "snapshot.tasks"),
+    (
+        "suggestion labels a list",
+        "/unregistered-apps",
+        '{"repo_ids": ["r"], "apps": [{"repo_id": "r", "path": "p", "labels": ["env"]}]}',
+        "apps",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "body", "field"), REPORT_CASES, ids=[c[0] for c in REPORT_CASES])
+def test_a_hostile_report_is_a_400_naming_the_field_and_writes_nothing(
+    piped_client, application, case, path, body, field
+):
+    deployment = new_deployment(piped_client, application.id)
+    plan(piped_client, deployment["id"])
+    before = records()
+    url = path.format(d=f"/deployments/{deployment['id']}", a=f"/applications/{application.id}")
+    response = post_raw(piped_client, url, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+    assert records() == before
+
+
+PLAN_CASES = [
+    ("requires a number", {"requires": 1}),
+    ("approvers not a list", {"authorized_approvers": True}),
+    ("metadata a string", {"metadata": "x"}),
+    ("approved_by a string", {"metadata": {"approved_by": "erin"}}),
+]
+
+
+@pytest.mark.parametrize(("case", "odd"), PLAN_CASES, ids=[c[0] for c in PLAN_CASES])
+def test_a_plan_with_an_odd_stage_shape_is_refused(piped_client, application, case, odd):
+    deployment = new_deployment(piped_client, application.id)
+    before = records()
+    response = piped_client.post(
+        f"/deployments/{deployment['id']}/planned",
+        {"sync_strategy": "PIPELINE", "stages": [{"id": "stage-0", "name": "WAIT", **odd}]},
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["field"].startswith("stages")
+    assert records() == before
+
+
+def test_a_plan_with_an_infinite_index_names_it(piped_client, application):
+    deployment = new_deployment(piped_client, application.id)
+    body = '{"sync_strategy": "PIPELINE", "stages": [{"id": "stage-0", "name": "WAIT", "index": Infinity}]}'
+    response = post_raw(piped_client, f"/deployments/{deployment['id']}/planned", body)
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "detail": "stages.0.index: Infinity is not a finite number.",
+        "field": "stages.0.index",
+    }
+    assert not Stage.objects.filter(deployment_id=deployment["id"]).exists()
+
+
+def test_a_trigger_key_longer_than_the_column_is_refused_every_time(piped_client, application):
+    # Cut to 150 characters, the retry did not find the deployment the first call made and failed on the
+    # unique key: a 500 the piped retried forever.
+    body = {
+        "application_id": str(application.id),
+        "trigger_kind": "ON_COMMIT",
+        "trigger_key": "k" * 151,
+        "commit": {"hash": "a" * 40},
+    }
+    for _ in range(2):
+        response = piped_client.post("/deployments", body)
+        assert response.status_code == 400, response.content
+        assert response.json()["field"] == "trigger_key"
+    assert not Deployment.objects.exists()
+
+
+def test_a_commit_time_out_of_range_is_refused(piped_client, application):
+    commit = '{"hash": "abc", "timestamp": "9999-12-31T23:59:59-05:00"}'
+    body = f'{{"application_id": "{application.id}", "trigger_kind": "ON_COMMIT", "trigger_key": "k", "commit": {commit}}}'
+    response = post_raw(piped_client, "/deployments", body)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "commit.timestamp"
+    assert not Deployment.objects.exists()
+
+
+def test_approved_by_written_by_the_piped_still_reads_back_through_the_public_api(
+    project, piped_client, application
+):
+    deployment = new_deployment(piped_client, application.id)
+    plan(piped_client, deployment["id"])
+    saved = piped_client.post(
+        f"/deployments/{deployment['id']}/stages/stage-1/metadata", {"metadata": {"approved_by": ["erin"]}}
+    )
+    assert saved.status_code == 200, saved.content
+    refused = piped_client.post(
+        f"/deployments/{deployment['id']}/stages/stage-1/metadata", {"metadata": {"approved_by": 5}}
+    )
+    assert refused.status_code == 400
+    key = create_api_key(system_principal(project.id), project, name="ci", role=APIKeyRole.READ_ONLY)[1]
+    response = Client().get(
+        f"/api/v1/deployments/{deployment['id']}", headers={"Authorization": f"API-KEY {key}"}
+    )
+    assert response.status_code == 200, response.content
+    stage = next(s for s in response.json()["stages"] if s["id"] == "stage-1")
+    assert stage["approved_by"] == ["erin"]

@@ -223,7 +223,7 @@ class Runtime:
             self.config.api_url,
         )
         notify.piped_started(self, role)
-        self.stop_event.wait()
+        wait_until_set(self.stop_event)
         self.shutdown()
 
     def install_signal_handlers(self) -> None:
@@ -255,6 +255,14 @@ class Runtime:
                 self.client.report_stat(stopping=True)
         self.repos.env.cleanup()
         logger.info("piped %s stopped", self.config.piped_id)
+
+
+def wait_until_set(event: threading.Event, slice_seconds: float = 0.5) -> None:
+    """Wait for `event` in the main thread, in short slices: the kernel may hand SIGTERM to any thread, and
+    Python runs the handler only once the main thread wakes — a wait without a timeout could sleep through
+    `docker stop` until the kill comes."""
+    while not event.wait(slice_seconds):
+        pass
 
 
 def worker_name_suffix() -> str:

@@ -42,6 +42,10 @@ def get_deployment(principal: Principal, deployment_id, action: str = Action.GET
 
 
 def get_stage(deployment: Deployment, stage_id: str, *, lock: bool = False) -> Stage:
+    """The deployment's stage `stage_id`. With `lock`, the deployment's row is locked first, then the stage's:
+    the order the piped API's step calls take, so an approval given while a step starts cannot deadlock."""
+    if lock:
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).values_list("pk", flat=True).first()
     queryset = Stage.objects.select_for_update() if lock else Stage.objects
     try:
         stage = queryset.get(deployment=deployment, stage_id=stage_id)

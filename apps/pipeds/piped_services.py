@@ -652,6 +652,8 @@ def merge_deployment_metadata(piped: Piped, deployment: Deployment | str, metada
 
 @transaction.atomic
 def merge_stage_metadata(piped: Piped, deployment: Deployment, stage_id: str, metadata: dict) -> dict:
+    # The deployment's row first, then the stage's: the order every other writer of stages takes.
+    Deployment.objects.select_for_update().filter(pk=deployment.pk).values_list("pk", flat=True).first()
     try:
         stage = Stage.objects.select_for_update().get(deployment=deployment, stage_id=stage_id)
     except Stage.DoesNotExist:

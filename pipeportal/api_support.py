@@ -3,10 +3,12 @@
 import base64
 import binascii
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from django.db import OperationalError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from ninja import Query
@@ -21,6 +23,8 @@ from apps.core.labels import MAX_LABEL_FILTERS
 from apps.projects.choices import ActorKind
 from apps.projects.principal import Principal
 from apps.projects.services import authenticate_api_key
+
+logger = logging.getLogger(__name__)
 
 SCHEME = "API-KEY"
 DEFAULT_LIMIT = 50
@@ -111,8 +115,35 @@ def _field_of(loc: tuple | list) -> str:
     return ".".join(parts)
 
 
+# MySQL / MariaDB: 1205 lock wait timeout, 1213 deadlock (the transaction was rolled back); SQLite: locked.
+BUSY_MYSQL_CODES = (1205, 1213)
+BUSY_DETAIL = (
+    "The database was busy with a concurrent change and this request was not applied; send it again."
+)
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """A lock conflict the same request would get past if sent again (not a database that is down)."""
+    code = exc.args[0] if exc.args else None
+    return code in BUSY_MYSQL_CODES or "database is locked" in str(exc)
+
+
+def install_busy_handler(api) -> None:
+    """A lock conflict answers 503 with Retry-After (the piped's client sends 5xx requests again), not a 500."""
+
+    @api.exception_handler(OperationalError)
+    def busy(request, exc: OperationalError):
+        if not database_busy(exc):
+            raise exc
+        logger.warning("%s %s: database busy (%s); answered 503", request.method, request.path, exc)
+        response = _error(api, request, 503, BUSY_DETAIL)
+        response["Retry-After"] = "1"
+        return response
+
+
 def install_error_handlers(api) -> None:
     """Every refusal answers `{"detail": message, "field": name-or-null}` with the right status."""
+    install_busy_handler(api)
 
     @api.exception_handler(DomainError)
     def domain_error(request, exc: DomainError):

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from apps.core.errors import DomainError, InvalidInput
 from apps.core.times import storable
 from apps.deployments.choices import DEPLOYMENT_TERMINAL, SyncStrategy
+from pipeportal.api_support import install_busy_handler
 
 from . import piped_services as svc
 from .services import authenticate_piped
@@ -121,6 +122,9 @@ api = NinjaAPI(
     auth=PipedTokenAuth(),
     parser=ReportParser(),
 )
+
+
+install_busy_handler(api)
 
 
 @api.exception_handler(DomainError)

@@ -4,7 +4,7 @@ and `report` (logs, metadata, outcome, release and the next stage's start in one
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -420,3 +420,41 @@ def test_only_a_takeover_from_a_dead_worker_counts_as_a_new_run(piped_client, pl
     assert start(piped_client, planned, "stage-0", worker="w3").json()["claimed"] is True
     assert piped_client.post(f"{base}/claim", {"worker_id": "w3", "lease_seconds": 30}).json()["claimed"]
     assert retried() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_conflict_is_a_503_to_send_again_and_writes_nothing(piped_client, planned):
+    import threading
+
+    from tests.components import require
+
+    require(connection.vendor == "mysql", "MariaDB (row locks)")
+    locked, release = threading.Event(), threading.Event()
+
+    def another_writer() -> None:
+        try:
+            with transaction.atomic():
+                Deployment.objects.select_for_update().get(pk=planned)
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=another_writer)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        busy = start(piped_client, planned, "stage-0")
+        assert busy.status_code == 503 and busy["Retry-After"] == "1"
+        assert busy.json()["detail"].startswith("The database was busy with a concurrent change")
+        assert (stage(planned, "stage-0").status, stage(planned, "stage-0").claimed_by) == (
+            "NOT_STARTED_YET",
+            "",
+        )
+    finally:
+        release.set()
+        holder.join(30)
+    # Sent again once the other writer is done, it goes through.
+    assert start(piped_client, planned, "stage-0").json()["claimed"] is True

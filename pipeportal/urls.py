@@ -2,16 +2,24 @@
 
 from allauth.urls import build_provider_urlpatterns
 from django.conf import settings
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 
 from apps.accounts import views as accounts_views
 from apps.pipeds.pipedapi import api as piped_api
 
 from .api import api as public_api
 
+
+def api_not_found(request):
+    return JsonResponse({"detail": f"No API endpoint at {request.path}.", "field": None}, status=404)
+
+
 urlpatterns = [
     path("api/v1/", public_api.urls),
     path("api/piped/v1/", piped_api.urls),
+    # Any other path under /api/: a JSON 404 for the scripts that call it, not the portal's HTML page.
+    re_path(r"^api/", api_not_found),
     path("webhooks/", include("apps.pipeds.webhooks")),
     # Probes and metrics (apps.ops.middleware answers them first; see docs/operations.md).
     path("", include("apps.ops.urls")),

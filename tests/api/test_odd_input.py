@@ -184,3 +184,13 @@ def test_credentials_in_a_reported_remote_are_not_shown(apis, piped):
         "https://******@github.com/o/m.git",
         "git@github.com:o/m.git",
     ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here", "/api/v1/applications/x/y/z", "/api/piped/v1/nope", "/api/v2/"]
+)
+def test_an_unknown_api_path_is_a_json_404(apis, path):
+    response = apis["rw"].get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": f"No API endpoint at {path}.", "field": None}

@@ -290,6 +290,9 @@ def _unique_stage_ids(stages: list[Stage]) -> list[Stage]:
     for index, stage in enumerate(stages):
         if len(stage.id) > MAX_STAGE_ID_LENGTH:
             raise fail(f"a stage id is at most {MAX_STAGE_ID_LENGTH} characters", at=(index, "id"))
+        if any(ord(c) < 32 or ord(c) == 127 for c in stage.id):
+            # A newline or tab cannot be part of the URL the portal and the API address the stage by.
+            raise fail("a stage id cannot contain control characters (newline, tab…)", at=(index, "id"))
         effective = stage.id or f"stage-{index}"
         key = effective.rstrip(" ").lower()
         if key in seen:

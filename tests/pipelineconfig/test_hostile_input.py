@@ -196,8 +196,16 @@ def test_a_json_definition_that_json_alone_would_misread_is_an_error(tmp_path, b
             "already used",
         ),
         ("[{id: " + "s" * 101 + ", name: WAIT}]", "spec.pipeline.stages[0].id", "at most 100"),
+        ('[{id: "wait\\nthere", name: WAIT}]', "spec.pipeline.stages[0].id", "control characters"),
     ],
-    ids=["explicit after implicit", "implicit after explicit", "case", "trailing spaces", "too long"],
+    ids=[
+        "explicit after implicit",
+        "implicit after explicit",
+        "case",
+        "trailing spaces",
+        "too long",
+        "newline",
+    ],
 )
 def test_stage_ids_that_the_control_plane_could_not_tell_apart_are_refused(stages, path, words):
     errors = errors_of(HEAD + f"  pipeline:\n    stages: {stages}\n")

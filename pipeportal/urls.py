@@ -19,7 +19,7 @@ urlpatterns = [
     path("api/v1/", public_api.urls),
     path("api/piped/v1/", piped_api.urls),
     # Any other path under /api/: a JSON 404 for the scripts that call it, not the portal's HTML page.
-    re_path(r"^api/", api_not_found),
+    re_path(r"^api/", api_not_found, name="unmatched"),  # one metrics series for every unknown path
     path("webhooks/", include("apps.pipeds.webhooks")),
     # Probes and metrics (apps.ops.middleware answers them first; see docs/operations.md).
     path("", include("apps.ops.urls")),

@@ -211,32 +211,29 @@ def login_static_admin(request: HttpRequest, project: Project, username: str, pa
     key = _failure_key(project.id, ip)
     if project.static_admin_disabled:
         raise InvalidInput("The static admin is disabled for this project; log in with SSO.")
+
+    def audit_login(verb: str, details: dict) -> None:
+        actor = username[:200] or "anonymous"
+        audit.record(
+            None,
+            verb,
+            project_id=project.id,
+            actor=actor,
+            actor_kind=ActorKind.STATIC_ADMIN,
+            source_ip=ip,
+            details=details,
+        )
+
     attempt = count_attempt(key)
     if attempt > settings.PIPEPORTAL_LOGIN_MAX_FAILURES:
         # Audited once, when the throttle engages: a client hammering on would otherwise write a row per try.
         if attempt == settings.PIPEPORTAL_LOGIN_MAX_FAILURES + 1:
-            audit.record(
-                None,
-                "login.throttled",
-                project_id=project.id,
-                actor=username[:200] or "anonymous",
-                actor_kind=ActorKind.STATIC_ADMIN,
-                source_ip=ip,
-                details={"window_seconds": settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW},
-            )
+            audit_login("login.throttled", {"window_seconds": settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW})
         logger.warning("static admin login to project %s throttled for %s", project.id, ip)
         minutes = max(settings.PIPEPORTAL_LOGIN_FAILURE_WINDOW // 60, 1)
         raise Throttled(f"Too many failed logins from your address. Try again in {minutes} minutes.")
     if not check_static_admin_password(project, username, password):
-        audit.record(
-            None,
-            "login.failure",
-            project_id=project.id,
-            actor=username[:200] or "anonymous",
-            actor_kind=ActorKind.STATIC_ADMIN,
-            source_ip=ip,
-            details={"method": STATIC_ADMIN_METHOD},
-        )
+        audit_login("login.failure", {"method": STATIC_ADMIN_METHOD})
         raise InvalidInput("Wrong username or password.")
     cache.delete(key)
     return start_portal_session(

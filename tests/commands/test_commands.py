@@ -2,12 +2,8 @@
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -21,7 +17,7 @@ from apps.projects.models import APIKey, AuditEvent, Project, UserGroup
 from apps.projects.services import authenticate_api_key, check_static_admin_password
 from tests.api.conftest import make_deployment
 
-ROOT = Path(__file__).resolve().parents[2]
+from .processes import manage as run_manage
 
 
 def run(*args) -> tuple[dict, str]:
@@ -149,20 +145,9 @@ def deployment_for_commands(application):
 
 def test_a_refused_command_exits_non_zero_without_a_traceback(tmp_path):
     """Run as scripts run it: a real process on its own SQLite database."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_CURRENT_TEST")
-    }
-    env.update(SQLITE_PATH=str(tmp_path / "db.sqlite3"), PIPEPORTAL_VAR_DIR=str(tmp_path), DEBUG="true")
 
     def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_manage(tmp_path, *args, DEBUG="true")
 
     assert manage("migrate", "--noinput", "-v", "0").returncode == 0
     first = manage("createproject", "acme", "--json")

@@ -22,6 +22,25 @@ from .conftest import (
 pytestmark = pytest.mark.django_db
 
 
+CANARY_THEN_ROUTING = [
+    {"name": "ECS_CANARY_ROLLOUT", "with": {"scale": 20}},
+    {"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}},
+]
+
+
+def reach_the_routing(project, piped, ecs_agent, manifests, ecs_values):
+    """v1 deployed, v2's canary rolled out: (agent, deployment) with stage-1 (the routing) to run next."""
+    add_app(project, piped)
+    agent = ecs_agent()
+    files = seed_files(ecs_values, pipeline=CANARY_THEN_ROUTING)
+    deploy_first_version(agent, manifests, files, "apps/hello")
+    deployment = push_new_version(
+        agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=CANARY_THEN_ROUTING), "apps/hello"
+    )
+    assert finish_stage(agent, deployment.id, "stage-0").status == "SUCCESS"
+    return agent, deployment
+
+
 def _forward(values, primary: int | None = 100, canary: int | None = 0) -> list[dict]:
     groups = []
     if primary is not None:
@@ -124,17 +143,7 @@ def test_no_rule_forwarding_to_both_fails_and_names_the_rule_to_change(
         ListenerArn=ecs_values["LISTENER_ARN"],
         DefaultActions=[{"Type": "forward", "TargetGroupArn": ecs_values["PRIMARY_TARGET_GROUP_ARN"]}],
     )
-    pipeline = [
-        {"name": "ECS_CANARY_ROLLOUT", "with": {"scale": 20}},
-        {"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}},
-    ]
-    add_app(project, piped)
-    agent = ecs_agent()
-    deploy_first_version(agent, manifests, seed_files(ecs_values, pipeline=pipeline), "apps/hello")
-    deployment = push_new_version(
-        agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=pipeline), "apps/hello"
-    )
-    finish_stage(agent, deployment.id, "stage-0")
+    agent, deployment = reach_the_routing(project, piped, ecs_agent, manifests, ecs_values)
     routing = finish_stage(agent, deployment.id, "stage-1")
     assert routing.status == "FAILURE"
     assert routing.status_reason == (
@@ -237,17 +246,7 @@ def test_no_traffic_goes_to_a_primary_target_group_left_without_tasks(
     project, piped, ecs_agent, manifests, aws, ecs_values
 ):
     # The primary task set was scaled to 0 outside PipePortal: 90 % of the requests would have nowhere to go.
-    pipeline = [
-        {"name": "ECS_CANARY_ROLLOUT", "with": {"scale": 20}},
-        {"name": "ECS_TRAFFIC_ROUTING", "with": {"canary": 10}},
-    ]
-    add_app(project, piped)
-    agent = ecs_agent()
-    deploy_first_version(agent, manifests, seed_files(ecs_values, pipeline=pipeline), "apps/hello")
-    deployment = push_new_version(
-        agent, manifests, seed_files(ecs_values, image_tag="v2", pipeline=pipeline), "apps/hello"
-    )
-    assert finish_stage(agent, deployment.id, "stage-0").status == "SUCCESS"
+    agent, deployment = reach_the_routing(project, piped, ecs_agent, manifests, ecs_values)
     ecs, _ = clients(aws.endpoint)
     primary = next(
         t

@@ -174,7 +174,12 @@ def test_a_new_image_replaces_the_primary_task_set(project, piped, make_agent, m
 
 @pytest.fixture
 def approval_deployment(project, piped, make_agent, manifests):
-    manifests.write(app_files(FAKE_VALUES, extra=APPROVAL_PIPELINE), under="apps/hello")
+    return start_pipeline(project, piped, make_agent, manifests, APPROVAL_PIPELINE)
+
+
+def start_pipeline(project, piped, make_agent, manifests, pipeline: str):
+    """The app with `pipeline`, its first deployment planned and its first stage (a WAIT) started."""
+    manifests.write(app_files(FAKE_VALUES, extra=pipeline), under="apps/hello")
     manifests.commit_and_push("Add hello")
     add_app(project, piped)
     agent = make_agent()
@@ -618,14 +623,8 @@ def test_stage_ids_with_url_characters_work_everywhere(
     from apps.projects.principal import system_principal
     from apps.projects.services import create_api_key
 
-    manifests.write(app_files(FAKE_VALUES, extra=ODD_IDS_PIPELINE), under="apps/hello")
-    manifests.commit_and_push("Add hello")
-    add_app(project, piped)
-    agent = make_agent()
-    agent.poll_git()
-    deployment_id = str(only_deployment().id)
-    agent.step(deployment_id)  # plan
-    agent.step(deployment_id)  # the WAIT starts, logs and saves its start time under its odd id
+    # The WAIT starts, logs and saves its start time under its odd id.
+    agent, deployment_id = start_pipeline(project, piped, make_agent, manifests, ODD_IDS_PIPELINE)
     wait = stage_row(deployment_id, "wait 5m?")
     assert wait.status == "RUNNING" and "wait_started_at" in wait.metadata
     assert logs(deployment_id, "wait 5m?")

@@ -1,6 +1,8 @@
-"""Times sent by clients (ISO 8601 text or datetimes), checked to be ones every supported database stores."""
+"""Times: those sent by clients (ISO 8601 text or datetimes), checked to be ones every supported database
+stores; those the control plane sends back, read; and durations written for people."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
@@ -44,3 +46,28 @@ def parse_time(value, field: str) -> datetime:
         return storable(parsed)
     except ValueError as exc:
         raise InvalidInput(f"{field} {exc}.", field=field) from None
+
+
+def read_time(value: Any) -> datetime | None:
+    """A time the control plane wrote (ISO 8601, `Z` or an offset; none means UTC), or None when empty."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_seconds(seconds: float, *, coarse: bool = False) -> str:
+    """`0.5s`, `45s`, `3m05s`, `1h02m05s`. `coarse`, for how long a whole deployment took: whole seconds
+    only, and none past an hour (`1h02m`)."""
+    if not coarse and 0 < seconds < 1:
+        return f"{seconds:g}s"
+    seconds = max(round(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m" if coarse else f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from apps.core.times import read_time as parse_time
+
 from .events import (
     DEPLOYMENT_STATUS_EVENTS,
     STAGE_STATUS_EVENTS,
@@ -22,7 +24,6 @@ from .events import (
     event_id,
     format_seconds,
     iso,
-    parse_time,
 )
 
 MAX_REASON_CHARS = 20_000  # a drift diff can be long: a notification carries its beginning

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from apps.core.times import format_seconds as _format_seconds
 from apps.pipelineconfig.constants import NOTIFICATION_EVENT_GROUPS
 
 BODY_VERSION = 1
@@ -46,29 +47,13 @@ def event_id(*parts: Any) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, ":".join(str(p) for p in parts)))
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def format_seconds(seconds: float) -> str:
     """`45s`, `3m05s`, `1h02m` — how long something took, for people."""
-    seconds = max(round(seconds), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    return _format_seconds(seconds, coarse=True)
 
 
 # --- Links ----------------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 
+from apps.core.times import read_time as parse_time
+
 from .builders import triggered_by
 from .delivery import Attempt, post
-from .events import Event, format_seconds, parse_time
+from .events import Event, format_seconds
 
 GREEN, RED, AMBER, BLUE, GREY = "#2eb886", "#d50200", "#daa038", "#1f6feb", "#9ca3af"
 STYLE = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .executors import parse_time
+from apps.core.times import read_time as parse_time
 
 PENDING, PLANNED, RUNNING, ROLLING_BACK = "PENDING", "PLANNED", "RUNNING", "ROLLING_BACK"
 SUCCESS, FAILURE, CANCELLED = "SUCCESS", "FAILURE", "CANCELLED"

@@ -19,11 +19,11 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from apps.core.times import read_time as parse_time
 from apps.notifications import hooks as notify
 
 from .client import ApiError
 from .deploysource import KIND_OF_APP_CONFIG, SourceError, config_path, load_app_text
-from .executors import parse_time
 from .gitrepo import GitError, LocalRepo
 from .preview import preview_pending
 from .reconcile import DEPLOYMENT_TERMINAL, PENDING

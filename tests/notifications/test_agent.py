@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
+from apps.core.times import read_time as parse_time
 from apps.deployments.models import Deployment, Stage
 from apps.deployments.services import approve_stage, cancel_deployment
 from apps.notifications.hooks import REMINDER_SENT
 from apps.notifications.models import NotificationAttempt
 from apps.notifications.notifier import notifier_for
-from apps.pipedagent.executors import parse_time
 from tests.pipedagent.conftest import FAKE_VALUES, add_app, app_files
 
 from .conftest import webhook_route

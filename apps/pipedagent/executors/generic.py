@@ -11,6 +11,8 @@ import threading
 import time
 from datetime import timedelta
 
+from apps.core.times import format_seconds
+from apps.core.times import read_time as parse_time
 from apps.notifications import hooks as notify
 
 from . import (
@@ -21,8 +23,6 @@ from . import (
     Done,
     StageContext,
     StageExecutor,
-    format_seconds,
-    parse_time,
     register,
 )
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ...executors import FAILURE, Continue, Done, StageContext, format_seconds, parse_time
+from apps.core.times import format_seconds
+from apps.core.times import read_time as parse_time
+
+from ...executors import FAILURE, Continue, Done, StageContext
 from .. import ProviderError
 from .provider import (
     EXTERNAL_ID_PREFIX,
